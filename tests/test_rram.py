@@ -1,0 +1,255 @@
+"""RRAM: Stanford–PKU gap physics and Wan et al. (2022) programming statistics."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import solve_ivp
+
+from devices.rram import RRAM, RRAMParams
+from devices.rram_physics import (gap_conductance, gap_current, gap_velocity, integrate_gap,
+                                  simulate_waveform, switching_threshold)
+
+N_STAT = 20000
+
+
+def wan_sigma(g_siemens, coeffs=(0.348, 16.030, -43.853, 45.393, -16.815)):
+    x = g_siemens / 40e-6
+    return sum(c * x**k for k, c in enumerate(coeffs)) * 1e-6
+
+
+def test_same_seed_same_numbers_different_seed_different():
+    target = torch.full((32, 32), 20e-6, dtype=torch.float64)
+    a, b, c = RRAM((32, 32), seed=7), RRAM((32, 32), seed=7), RRAM((32, 32), seed=8)
+    for dev in (a, b, c):
+        dev.program(target)
+    ra, rb, rc = a.read(t=3600.0), b.read(t=3600.0), c.read(t=3600.0)
+    assert torch.equal(ra, rb)
+    assert not torch.equal(ra, rc)
+    assert ra.dtype == torch.float64 and ra.shape == (32, 32)
+
+
+@pytest.mark.parametrize("g_target", [5e-6, 20e-6, 35e-6])
+def test_programming_error_matches_wan2022_fit(g_target):
+    dev = RRAM((N_STAT,), seed=1, read_noise=0.0)
+    res = dev.program(torch.full((N_STAT,), g_target, dtype=torch.float64))
+    err = res.error.numpy()
+    sigma_fit = wan_sigma(g_target)
+    se_sigma = sigma_fit / math.sqrt(2 * N_STAT)
+    assert abs(err.std() - sigma_fit) < 4 * se_sigma, (err.std(), sigma_fit)
+    assert abs(err.mean()) < 4 * sigma_fit / math.sqrt(N_STAT)
+    # the state really holds that conductance: read() at t=0 without read noise returns it
+    assert torch.allclose(dev.read(0.0), res.conductance, rtol=1e-12, atol=0)
+
+
+def test_relaxation_spread_grows_to_one_day_fit():
+    g_target = 20e-6
+    dev = RRAM((N_STAT,), seed=2, read_noise=0.0)
+    dev.program(torch.full((N_STAT,), g_target, dtype=torch.float64))
+    spread_1s = (dev.read(1.0) - g_target).std().item()
+    spread_1d = (dev.read(86400.0) - g_target).std().item()
+    fit_1d = wan_sigma(g_target, (0.701, 22.086, -50.773, 47.095, -16.458))
+    assert spread_1d > spread_1s
+    assert abs(spread_1d - fit_1d) < 4 * fit_1d / math.sqrt(2 * N_STAT)
+    # retention is a deterministic function of t per device: two reads at the same t agree
+    assert torch.equal(dev.read(86400.0), dev.read(86400.0))
+
+
+def test_read_noise_sigma():
+    dev = RRAM((N_STAT,), seed=3)
+    dev.program(torch.full((N_STAT,), 10e-6, dtype=torch.float64))
+    diff = (dev.read() - dev.conductance()).numpy()
+    expected = dev.params.read_noise * dev.g_max
+    assert abs(diff.std() - expected) < 4 * expected / math.sqrt(2 * N_STAT)
+
+
+def test_iv_is_sinh_and_odd_and_matches_conductance():
+    dev = RRAM((4, 4), seed=0)
+    dev.program(torch.full((4, 4), 15e-6, dtype=torch.float64))
+    p = dev.params
+    v = torch.linspace(-0.6, 0.6, 25, dtype=torch.float64).reshape(25, 1, 1)
+    i = dev.current(v)
+    assert i.shape == (25, 4, 4)
+    assert torch.allclose(i, -dev.current(-v), rtol=1e-14)
+    ratio = i / dev.current(torch.tensor(p.v_read, dtype=torch.float64))
+    expected = torch.sinh(v / p.v0) / math.sinh(p.v_read / p.v0)
+    assert torch.allclose(ratio, expected.expand_as(ratio), rtol=1e-12)
+    assert torch.allclose(dev.current(p.v_read) / p.v_read, dev.conductance(), rtol=1e-12)
+    # superlinear: the chord conductance at 0.6 V exceeds the one at the read voltage
+    assert bool((i[-1] / 0.6 > dev.conductance() * 1.2).all())
+
+
+def test_current_is_differentiable_in_voltage():
+    dev = RRAM((3, 3), seed=0)
+    v = torch.full((3, 3), 0.3, dtype=torch.float64, requires_grad=True)
+    dev.current(v).sum().backward()
+    p = dev.params
+    g_diff = dev.current(v.detach()) / (p.v0 * torch.tanh(v.detach() / p.v0))
+    assert torch.allclose(v.grad, g_diff, rtol=1e-12)
+
+
+def test_gap_integrator_matches_solve_ivp():
+    p = RRAMParams().gap_params()
+    gap0 = 1.3e-9
+    for voltage, icc in [(1.8, 50e-6), (-1.2, None), (1.8, 150e-6)]:
+        def rhs(_t, y):
+            return [float(gap_velocity(p, torch.tensor(y[0], dtype=torch.float64),
+                                       torch.tensor(voltage, dtype=torch.float64), i_compliance=icc))]
+        ref = solve_ivp(rhs, (0.0, 1e-6), [gap0], method="LSODA", rtol=1e-10, atol=1e-17).y[0, -1]
+        got = float(integrate_gap(p, torch.tensor([gap0], dtype=torch.float64), voltage, 1e-6,
+                                  max_gap_step=2e-12, i_compliance=icc))
+        assert abs(got - ref) <= 1e-3 * abs(ref - gap0) + 1e-15, (voltage, got, ref)
+
+
+def test_no_switching_below_threshold_read_is_non_destructive():
+    dev = RRAM((100,), seed=0)
+    dev.program(torch.full((100,), 20e-6, dtype=torch.float64))
+    g_before = dev.conductance().clone()
+    threshold = float(switching_threshold(dev.params.gap_params(), dev.gap).min())
+    assert threshold > dev.params.v_read
+    dev.apply_pulses(50, amplitude=0.9 * threshold)
+    assert torch.equal(dev.conductance(), g_before)
+
+
+def test_set_abrupt_reset_gradual_and_compliance_sets_the_level():
+    levels = []
+    for icc in (30e-6, 60e-6, 120e-6):
+        dev = RRAM((500,), seed=4, c2c_sigma=0.0)
+        g0 = dev.conductance().mean().item()
+        g1 = dev.apply_pulses(1, i_compliance=icc).mean().item()
+        g10 = dev.apply_pulses(9, i_compliance=icc).mean().item()
+        # abrupt SET: the first pulse does most of the change of the first ten
+        assert (g1 - g0) > 0.6 * (g10 - g0)
+        levels.append(g10)
+    assert levels[0] < levels[1] < levels[2]
+    dev = RRAM((500,), seed=4, c2c_sigma=0.0)
+    dev.program(torch.full((500,), 38e-6, dtype=torch.float64))
+    g = [dev.conductance().mean().item()]
+    for _ in range(20):
+        g.append(dev.apply_pulses(-1).mean().item())
+    steps = -np.diff(g)
+    assert (steps > 0).all()  # monotone depression
+    assert steps.max() < 0.25 * (g[0] - g[-1]) * 2  # no single pulse does the whole RESET
+    assert steps[0] > steps[-1]  # nonlinear: the steps shrink
+
+
+def test_c2c_noise_varies_pulse_response_d2d_varies_conductance():
+    dev = RRAM((N_STAT,), seed=5)
+    dev.program(torch.full((N_STAT,), 30e-6, dtype=torch.float64), verify=False)
+    before = dev.conductance()
+    after = dev.apply_pulses(-1)
+    rel = ((before - after) / before).numpy()
+    assert rel.std() > 0.1 * rel.mean()
+    # D2D: at one common gap, log conductance spreads with sigma = d2d_sigma
+    dev.gap = torch.full((N_STAT,), 1.0e-9, dtype=torch.float64)
+    log_g = torch.log(dev.conductance()).numpy()
+    assert abs(log_g.std() - dev.params.d2d_sigma) < 4 * dev.params.d2d_sigma / math.sqrt(2 * N_STAT)
+
+
+def test_write_verify_noise_free_converges_and_reports_pulses():
+    n = 2000
+    target = torch.linspace(2e-6, 38e-6, n, dtype=torch.float64)
+    dev = RRAM((n,), seed=6, read_noise=0.0)
+    res = dev.program(target, verify=True, tolerance=0.5e-6, max_pulses=150)
+    assert res.converged.float().mean() > 0.99
+    assert res.error[res.converged].abs().max() <= 0.5e-6
+    assert res.pulses.min() >= 1 and res.pulses.dtype == torch.long
+    # farther from the as-fabricated state (g_min) takes more pulses on average
+    assert res.pulses[-200:].float().mean() > res.pulses[:200].float().mean()
+
+
+def test_write_verify_with_read_noise_is_limited_by_read_noise():
+    n = 2000
+    dev = RRAM((n,), seed=6)
+    target = torch.full((n,), 20e-6, dtype=torch.float64)
+    res = dev.program(target, verify=True, tolerance=2e-6, max_pulses=150)
+    # verify reads carry 0.4 µS of read noise, so some devices are accepted just outside the
+    # window (false accepts); nearly all are within tolerance + 3 sigma_read
+    sigma_read = dev.params.read_noise * dev.g_max
+    assert res.converged.float().mean() > 0.8
+    assert (res.error.abs() <= 2e-6 + 3 * sigma_read).float().mean() > 0.99
+    single_shot = RRAM((n,), seed=6).program(target).error.std()
+    assert res.error.std() < single_shot
+
+
+def test_stuck_at_fault_rates_and_behaviour():
+    p_on, p_off = 0.0904, 0.0175
+    dev = RRAM((N_STAT,), seed=9, p_stuck_on=p_on, p_stuck_off=p_off)
+    frac_on = (dev.stuck == 1).double().mean().item()
+    frac_off = (dev.stuck == -1).double().mean().item()
+    assert abs(frac_on - p_on) < 4 * math.sqrt(p_on * (1 - p_on) / N_STAT)
+    assert abs(frac_off - p_off) < 4 * math.sqrt(p_off * (1 - p_off) / N_STAT)
+    res = dev.program(torch.full((N_STAT,), 20e-6, dtype=torch.float64))
+    assert torch.all(res.conductance[dev.stuck == 1] == dev.g_max)
+    assert torch.all(res.conductance[dev.stuck == -1] == dev.g_min)
+    assert not bool(res.converged[dev.stuck != 0].any())
+    v = torch.tensor(0.3, dtype=torch.float64)
+    assert torch.allclose(dev.current(v)[dev.stuck == 1], v * dev.g_max)
+
+
+def test_waveform_simulation_set_pulse():
+    p = RRAMParams().gap_params()
+    times = torch.tensor([0, 10e-9, 110e-9, 120e-9, 200e-9], dtype=torch.float64)
+    volts = torch.tensor([0, 1.6, 1.6, 0, 0], dtype=torch.float64)
+    gap, cur = simulate_waveform(p, torch.tensor(1.3e-9, dtype=torch.float64), times, volts)
+    assert gap.shape == (5,) and cur.shape == (5,)
+    assert gap[-1] < gap[0]  # SET closes the gap
+    assert gap[-1] == gap[-2]  # nothing moves at 0 V
+    assert float(gap_conductance(p, gap[-1], 0.2)) > float(gap_conductance(p, gap[0], 0.2))
+    assert torch.allclose(cur, gap_current(p, gap, volts))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (float("nan"), "NaN"),
+    (-1e-6, ">= 0"),
+    (80e-6, r"\[g_min, g_max\]"),
+])
+def test_bad_targets(bad, match):
+    dev = RRAM((2, 2), seed=0)
+    with pytest.raises(ValueError, match=match):
+        dev.program(torch.full((2, 2), bad, dtype=torch.float64))
+
+
+def test_other_bad_inputs():
+    dev = RRAM((2, 2), seed=0)
+    res = dev.program(torch.full((2, 2), 80e-6, dtype=torch.float64), clip=True)
+    assert res.conductance.max() <= dev.g_max * 1.5
+    with pytest.raises(ValueError, match="t must be"):
+        dev.read(t=-1.0)
+    with pytest.raises(ValueError, match="shape"):
+        dev.program(torch.full((3, 2), 10e-6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown rram preset"):
+        RRAM((2, 2), preset="nope")
+    with pytest.raises(ValueError, match="unknown rram parameter"):
+        RRAM((2, 2), g_maxx=1.0)
+    with pytest.raises(ValueError, match="g_max must be > g_min"):
+        RRAM((2, 2), g_min=50e-6, g_max=40e-6)
+    with pytest.raises(ValueError, match="window"):
+        RRAM((2, 2), g_max=1e-3)
+    with pytest.raises(ValueError, match="tolerance"):
+        dev.program(torch.full((2, 2), 10e-6, dtype=torch.float64), verify=True, tolerance=-1.0)
+    with pytest.raises(ValueError, match="shape"):
+        RRAM((0, 3))
+
+
+def test_presets_and_config_round_trip():
+    for name in RRAM.presets:
+        dev = RRAM.from_preset(name, (3, 3), seed=2)
+        assert dev.g_min < dev.g_max
+        clone = RRAM.from_config(dev.to_config())
+        assert torch.equal(clone.conductance(), dev.conductance())
+        assert clone.params == dev.params
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 6), seed=st.integers(0, 2**31 - 1),
+       frac=st.floats(0.0, 1.0), t=st.floats(0.0, 3e7))
+def test_property_read_finite_nonnegative(rows, cols, seed, frac, t):
+    dev = RRAM((rows, cols), seed=seed, p_stuck_on=0.05, p_stuck_off=0.05)
+    target = dev.g_min + frac * (dev.g_max - dev.g_min)
+    dev.program(torch.full((rows, cols), target, dtype=torch.float64))
+    g = dev.read(t=t)
+    assert g.shape == (rows, cols) and g.dtype == torch.float64
+    assert bool(torch.isfinite(g).all()) and bool((g >= 0).all())

@@ -1,0 +1,64 @@
+"""Run report notebooks headlessly and collect what they write.
+
+Each notebook reads the environment variable ``MEMXBAR_RESULTS`` (the output directory) and
+saves its figures there; the executed notebook is written next to them. Writes are atomic
+(temporary file, then rename), so an interrupted report never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+REPORT_NOTEBOOKS = ("01_devices.ipynb",)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (same-directory temp file + ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run_notebook(notebook: Path, out_dir: Path, timeout: float = 1800.0) -> Path:
+    """Execute ``notebook`` with ``MEMXBAR_RESULTS=out_dir``; return the executed copy's path."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook not found: {notebook}")
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(notebook, as_version=4)
+    previous = os.environ.get("MEMXBAR_RESULTS")
+    os.environ["MEMXBAR_RESULTS"] = str(out_dir)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("MEMXBAR_RESULTS", None)
+        else:
+            os.environ["MEMXBAR_RESULTS"] = previous
+    executed = out_dir / notebook.name
+    atomic_write_bytes(executed, nbformat.writes(nb).encode())
+    return executed
+
+
+def run_report(out_dir: Path, notebooks=None, timeout: float = 1800.0) -> list[Path]:
+    """Execute the report notebooks; return every file written under ``out_dir``."""
+    names = list(notebooks) if notebooks else list(REPORT_NOTEBOOKS)
+    before = {p for p in out_dir.rglob("*")} if out_dir.exists() else set()
+    for name in names:
+        run_notebook(NOTEBOOK_DIR / name, out_dir, timeout)
+    return sorted(p for p in out_dir.rglob("*") if p.is_file() and (p not in before or p.suffix == ".ipynb"))
