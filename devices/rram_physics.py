@@ -128,7 +128,10 @@ def integrate_gap(p: GapParams, gap: Tensor, v_start: Tensor | float, duration: 
     t_done = torch.zeros(shape, dtype=dtype, device=device)
 
     def f(g, t):
-        return gap_velocity(p, g, v_start + slope * t, i0_scale, rate_scale, i_compliance) * step_scale
+        vel = gap_velocity(p, g, v_start + slope * t, i0_scale, rate_scale, i_compliance) * step_scale
+        # at a bound the gap cannot move further outward (same gating as the SPICE model)
+        blocked = ((g <= p.gap_min) & (vel < 0)) | ((g >= p.gap_max) & (vel > 0))
+        return torch.where(blocked, torch.zeros_like(vel), vel)
 
     for _ in range(max_iter):
         t_left = duration - t_done
