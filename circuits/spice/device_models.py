@@ -1,0 +1,59 @@
+"""SPICE subcircuits of memxbar's stateful device models.
+
+Pattern (as in the Yakopcic, Biolek and memdiode SPICE models): the internal state lives on a
+1 F capacitor node, charged by a behavioural current source equal to the state's time
+derivative, so ``d V(state)/dt = f(state, V)``; a second behavioural source carries the device
+current. Both read only validated node names and formatted numbers (see
+:mod:`circuits.spice.netlist`).
+
+RRAM (Stanford–PKU gap model, :mod:`devices.rram_physics`), pins ``te be``, state node
+``gap`` in nanometres (volts on the capacitor = gap/nm)::
+
+    I(te→be) = I0·s·exp(-g/g0)·sinh(V/V0)
+    dg/dt    = -v0·r·exp(-Ea/(kB·T/q))·sinh(γ_eff·a0·V/(t_ox·kB·T/q))
+    T        = T_amb + |V·I|·R_th,   γ = γ0 − β·(g/1 nm)³,   γ_eff = γ·u(γ|V|/t_ox − F_min)
+
+with the rate gated by ``u(g − gap_min)`` when the gap shrinks and ``u(gap_max − g)`` when it
+grows (the clamp of the memxbar integrator). ``s`` and ``r`` are the device's D2D factors.
+"""
+from __future__ import annotations
+
+from devices.rram import RRAMParams
+from devices.rram_physics import K_B, Q_E
+
+from .netlist import Expr, Netlist, const, func, volt
+
+NM = 1e-9
+
+
+def _rram_rate_expr(p: RRAMParams, v_dev: Expr, current: Expr, gap_nm: Expr, rate_scale: float) -> Expr:
+    """dg/dt in nm/s as an expression of the device voltage, current and gap (nm)."""
+    temp = const(p.t_amb) + func("abs", v_dev * current) * const(p.r_th)
+    v_th = const(K_B / Q_E) * temp
+    gamma = const(p.gamma0) - const(p.beta_gamma) * gap_nm * gap_nm * gap_nm
+    gamma_eff = gamma * func("u", gamma * func("abs", v_dev) - const(p.f_min * p.t_ox))
+    rate = const(-p.vel0 * rate_scale / NM) * func("exp", const(-p.ea) / v_th) \
+        * func("sinh", gamma_eff * const(p.a0) * v_dev / (const(p.t_ox) * v_th))
+    shrink = func("min", rate, const(0.0)) * func("u", gap_nm - const(p.gap_min / NM))
+    grow = func("max", rate, const(0.0)) * func("u", const(p.gap_max / NM) - gap_nm)
+    return shrink + grow
+
+
+def rram_cell(net: Netlist, name: str, te: str, be: str, p: RRAMParams, gap0: float,
+              i0_scale: float = 1.0, rate_scale: float = 1.0) -> str:
+    """Add one RRAM device between ``te`` and ``be`` (flattened, no subcircuit, so every cell
+    carries its own D2D factors as plain numbers). Returns the name of its state node, whose
+    voltage is the gap in nm."""
+    gap_node = f"gap_{name}"
+    v_dev = volt(te, be)
+    gap_nm = volt(gap_node)
+    current = const(p.i0 * i0_scale) * func("exp", const(-NM / p.g0) * gap_nm) * func("sinh", v_dev / const(p.v0))
+    net.bsource_current(f"mem_{name}", te, be, current)
+    net.capacitor(f"state_{name}", gap_node, "0", 1.0, ic=gap0 / NM)
+    net.bsource_current(f"rate_{name}", "0", gap_node, _rram_rate_expr(p, v_dev, current, gap_nm, rate_scale))
+    # a huge resistor gives the floating state node a DC path (10^15 Ω: < 1e-24 nm/s leak)
+    net.resistor(f"state_{name}", gap_node, "0", 1e15)
+    return gap_node
+
+
+__all__ = ["rram_cell"]
