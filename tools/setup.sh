@@ -41,9 +41,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 echo "[setup] installing Python packages into $VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+quiet() {  # pip's notes about local wheel folders and editable builds are noise here
+  "$@" 2>&1 | { grep -v -e "WARNING: Location" -e "BuildBackendWarning" -e "^ *!!" -e "^ *\*\*\*" \
+    -e "Please be careful" -e "name as your package" -e "with strategy" -e "^ *$" || true; }
+}
+quiet "$VENV/bin/python" -m pip install -q --upgrade pip
+quiet "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+quiet "$VENV/bin/python" -m pip install -q -e ".[test]"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "$want" > "$stamp"
 echo "[setup] done"
