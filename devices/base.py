@@ -240,7 +240,7 @@ class Device(ABC):
         lo, hi = self.g_min, self.g_max
         if clip:
             return t.clamp(lo, hi)
-        tol = 1e-12 * hi
+        tol = max(1e-12, 8 * torch.finfo(t.dtype).eps) * hi
         if (t < lo - tol).any() or (t > hi + tol).any():
             raise ValueError(
                 f"target_conductance must lie in [g_min, g_max] = [{lo:.4g}, {hi:.4g}] S "

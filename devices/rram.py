@@ -84,6 +84,8 @@ class RRAMParams(CommonParams):
     verify_v_step: float = 0.02  # V, RESET amplitude step between consecutive RESET pulses
     verify_v_max: float = 2.0  # V, largest |RESET amplitude|
     max_gap_step: float = 1e-11  # m, largest gap change per integration step
+    verify_reads: int = 4  # reads averaged by each verify step (σ_verify = σ_read/sqrt(n))
+    verify_margin: float = 2.0  # guard band of the verify test in σ_verify
     # --- statistics (µS polynomial in G/prog_g_ref)
     prog_g_ref: float = 40e-6  # S
     prog_sigma_1s: tuple = (0.348, 16.030, -43.853, 45.393, -16.815)
@@ -109,6 +111,8 @@ class RRAMParams(CommonParams):
         for name in ("v_reset", "verify_v_reset_start"):
             check_scalar(name, getattr(self, name), high=0.0, high_open=True)
         check_scalar("verify_i_factor", self.verify_i_factor, low=1.0, low_open=True)
+        check_scalar("verify_reads", self.verify_reads, low=1, high=1024)
+        check_scalar("verify_margin", self.verify_margin, low=0.0, high=10.0)
         if not self.gap_max > self.gap_min:
             raise ValueError(f"gap_max must be > gap_min, got {self.gap_min:g} m, {self.gap_max:g} m")
         for name in ("prog_sigma_1s", "prog_sigma_1d", "prog_sigma_2d"):
@@ -265,14 +269,22 @@ class RRAM(Device):
         by ``verify_i_factor`` per consecutive SET (from ``verify_i_start``, or from 0.85× the
         last compliance after a RESET), or a RESET if it reads above ``target + tolerance``,
         with an amplitude that grows by ``verify_v_step`` per consecutive RESET (from
-        ``verify_v_reset_start``). ``tolerance`` defaults to 1 % of ``g_max - g_min``.
+        ``verify_v_reset_start``). A verify step averages ``verify_reads`` reads and accepts a
+        device when it reads within ``band = max(tolerance - verify_margin·σ_verify, tolerance/2)``
+        of the target, a guard band that keeps the true conductance inside the tolerance despite
+        read noise. ``tolerance`` defaults to 1 % of ``g_max - g_min``.
+
+        Without verify the programmed conductance is limited to what the device's gap can
+        reach, ``[G(gap_max), G(gap_min)]`` (a low target whose Wan draw falls below the HRS
+        limit lands at the HRS limit).
         """
         target = self.check_target(target_conductance, clip)
         p = self.params
         self.relax_z = self._randn()
         if not verify:
-            g = (target + self.programming_sigma(target, 1.0) * self._randn()).clamp_min(1e-3 * self.g_min + 1e-15)
-            self.gap = gap_for_conductance(self._gp, g, p.v_read, self.i0_scale)
+            g = (target + self.programming_sigma(target, 1.0) * self._randn()).clamp_min(1e-30)
+            # a device cannot leave the range its gap can reach: [G(gap_max), G(gap_min)]
+            self.gap = gap_for_conductance(self._gp, g, p.v_read, self.i0_scale).clamp(p.gap_min, p.gap_max)
             pulses = (self.stuck == STUCK_NONE).long()
             return self._result(self.conductance(), target, pulses, None)
 
@@ -283,11 +295,12 @@ class RRAM(Device):
         v_res = zeros  # last RESET amplitude (<= 0), 0 after a SET
         last_set = torch.zeros(self.shape, dtype=torch.bool, device=self.device)
         healthy = self.stuck == STUCK_NONE
+        sigma_verify = p.read_noise * self.g_max / math.sqrt(p.verify_reads)
+        band = max(tol - p.verify_margin * sigma_verify, 0.5 * tol)
         for _ in range(max_pulses):
-            g_meas = gap_conductance(self._gp, self.gap, p.v_read, self.i0_scale) \
-                + p.read_noise * self.g_max * self._randn()
-            low = healthy & (g_meas < target - tol)
-            high = healthy & (g_meas > target + tol)
+            g_meas = gap_conductance(self._gp, self.gap, p.v_read, self.i0_scale) + sigma_verify * self._randn()
+            low = healthy & (g_meas < target - band)
+            high = healthy & (g_meas > target + band)
             if not bool((low | high).any()):
                 break
             restart = low & ~last_set

@@ -160,18 +160,20 @@ def test_write_verify_noise_free_converges_and_reports_pulses():
     assert res.pulses[-200:].float().mean() > res.pulses[:200].float().mean()
 
 
-def test_write_verify_with_read_noise_is_limited_by_read_noise():
+def test_write_verify_with_read_noise_guard_band():
     n = 2000
     dev = RRAM((n,), seed=6)
     target = torch.full((n,), 20e-6, dtype=torch.float64)
-    res = dev.program(target, verify=True, tolerance=2e-6, max_pulses=150)
-    # verify reads carry 0.4 µS of read noise, so some devices are accepted just outside the
-    # window (false accepts); nearly all are within tolerance + 3 sigma_read
-    sigma_read = dev.params.read_noise * dev.g_max
-    assert res.converged.float().mean() > 0.8
-    assert (res.error.abs() <= 2e-6 + 3 * sigma_read).float().mean() > 0.99
+    res = dev.program(target, verify=True, tolerance=1e-6, max_pulses=150)
+    # verify reads average 4 reads (σ 0.2 µS) and accept inside a 2σ guard band, so the true
+    # conductance ends inside the tolerance for nearly every device
+    assert res.converged.float().mean() > 0.98
     single_shot = RRAM((n,), seed=6).program(target).error.std()
-    assert res.error.std() < single_shot
+    assert res.error.std() < 0.25 * single_shot
+    # without the guard band false accepts leave many devices just outside the tolerance
+    plain = RRAM((n,), seed=6, verify_margin=0.0, verify_reads=1).program(target, verify=True, tolerance=1e-6,
+                                                                           max_pulses=150)
+    assert plain.converged.float().mean() < res.converged.float().mean() - 0.05
 
 
 def test_stuck_at_fault_rates_and_behaviour():
