@@ -6,6 +6,7 @@ Families (one class each, a common interface in :class:`devices.base.Device`):
 * :class:`PCM` — phase-change memory (IBM statistical model: Nandakumar 2019, Joshi 2020)
 * :class:`STTMRAM` — spin-transfer-torque MTJs (Néel–Brown / Sun switching, retention)
 * :class:`FloatingGate` — floating-gate transistor (subthreshold read, FN tunnelling, injection)
+* :class:`VolatileMemristor` — volatile threshold switch (mean metastable switch) for neurons
 
 ``make(family, shape, seed=..., preset=..., **overrides)`` builds any of them from plain config
 values, which is how sweeps and the training loop create devices.
@@ -15,8 +16,9 @@ from .floating_gate import FloatingGate
 from .pcm import PCM
 from .rram import RRAM
 from .stt_mram import STTMRAM
+from .volatile import SwitchParameters, VolatileMemristor, VolatileParams, volatile_conductance, volatile_step
 
-FAMILIES = {cls.family: cls for cls in (RRAM, PCM, STTMRAM, FloatingGate)}
+FAMILIES = {cls.family: cls for cls in (RRAM, PCM, STTMRAM, FloatingGate, VolatileMemristor)}
 
 
 def make(family: str, shape=(1,), *, seed: int = 0, preset: str | None = None, **overrides) -> Device:
@@ -32,4 +34,4 @@ def presets() -> dict[str, list[str]]:
 
 
 __all__ = ["Device", "CommonParams", "ProgramResult", "RRAM", "PCM", "STTMRAM", "FloatingGate",
-           "FAMILIES", "make", "presets"]
+           "VolatileMemristor", "VolatileParams", "SwitchParameters", "volatile_step", "volatile_conductance", "FAMILIES", "make", "presets"]

@@ -18,6 +18,8 @@ grows (the clamp of the memxbar integrator). ``s`` and ``r`` are the device's D2
 """
 from __future__ import annotations
 
+import math
+
 from devices.rram import RRAMParams
 from devices.rram_physics import K_B, Q_E
 
@@ -56,4 +58,40 @@ def rram_cell(net: Netlist, name: str, te: str, be: str, p: RRAMParams, gap0: fl
     return gap_node
 
 
-__all__ = ["rram_cell"]
+def device_iv(device, index: tuple, v_dev: Expr) -> Expr:
+    """Static I-V (A) of one cell of a ``devices`` object in its present state, as a SPICE
+    expression of the device voltage ``v_dev``; the same closed form the family's
+    ``current(v)`` evaluates (stuck-at cells are ohmic at g_max / g_min)."""
+    stuck = int(device.stuck[index])
+    if stuck == 1:
+        return const(device.g_max) * v_dev
+    if stuck == -1:
+        return const(device.g_min) * v_dev
+    family = device.family
+    p = device.params
+    if family == "rram":
+        a = p.i0 * float(device.i0_scale[index]) * math.exp(-float(device.gap[index]) / p.g0)
+        return const(a) * func("sinh", v_dev / const(p.v0))
+    if family == "pcm":
+        g = float(device._g[index])
+        f_a = min(max(1.0 - (g - device.g_min) / (device.g_max - device.g_min), 0.0), 1.0)
+        h_read = (1.0 - f_a) * p.v_read + f_a * p.v0 * math.sinh(p.v_read / p.v0)
+        scale = g * p.v_read / h_read
+        return const(scale * (1.0 - f_a)) * v_dev + const(scale * f_a * p.v0) * func("sinh", v_dev / const(p.v0))
+    if family == "stt_mram":
+        g_p = device._g_p[index]
+        state = device.state[index]
+        g_par = float(g_p[state == 0].sum())
+        g_anti = float(g_p[state == 1].sum())
+        tmr_v = const(p.tmr0) / (const(1.0) + v_dev * v_dev / const(p.v_h ** 2))
+        return v_dev * (const(g_par) + const(g_anti) / (const(1.0) + tmr_v))
+    if family == "floating_gate":
+        i_pre = float(device._i_pre(device.q_fg)[index])
+        return const(i_pre) * func("sgn", v_dev) * (const(1.0) - func("exp", -func("abs", v_dev) / const(p.u_t)))
+    if family == "volatile":
+        g = float(device.conductance()[index])
+        return const(g) * v_dev
+    raise ValueError(f"no SPICE I-V for device family {family!r}")
+
+
+__all__ = ["rram_cell", "device_iv"]

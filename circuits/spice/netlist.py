@@ -229,7 +229,7 @@ def volt(n_plus: str, n_minus: str = "0") -> Expr:
 
 
 def func(name: str, *args: Expr) -> Expr:
-    allowed = {"sinh", "cosh", "exp", "ln", "log", "sqrt", "abs", "tanh", "atan", "min", "max", "u", "pow"}
+    allowed = {"sinh", "cosh", "exp", "ln", "log", "sqrt", "abs", "sgn", "tanh", "atan", "min", "max", "u", "pow"}
     if name not in allowed:
         raise NetlistError(f"function {name!r} is not allowed in expressions (allowed: {sorted(allowed)})")
     return Expr(f"{name}(" + ",".join(a.text for a in args) + ")")

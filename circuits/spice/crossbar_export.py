@@ -1,0 +1,164 @@
+"""Export an :class:`xbar.Crossbar` operating point to a SPICE netlist.
+
+Node names are deterministic: row-wire node ``row_i_j`` and column-wire node ``col_i_j`` of
+cell (i, j), the internal node ``mid_i_j`` between a memory element and its access transistor
+or selector, the row source node ``src_i`` and the sense node ``sense_j``. Sketch of one
+row/column pair (``row_drive="first"``, ``col_sense="last"``)::
+
+    Vin_i -- src_i --Rsrc_i-- row_i_0 --Rrow-- row_i_1 -- ...
+                                 |               |
+                             [cell i,0]      [cell i,1]          cell = memory (+ mid node
+                                 |               |                      + transistor/selector)
+                              col_i_0         col_i_1
+                                 |Rcol           |Rcol
+                              col_last_0 --Rsns_0-- sense_0 --Vsense_0 (0 V or bias)-- 0
+
+Every current is measured by a voltage source: ``vsense_j#branch`` is the current *into*
+``sense_j`` from the column (positive when the column delivers current to the virtual ground).
+A zero resistance (ideal wire, source or sense) becomes a 0 V source, which is exact.
+
+Cells:
+
+* linear conductance ``G`` → resistor ``1/G`` (``G = 0`` leaves the cell open);
+* a ``devices`` object → behavioural current source with the family's static I-V of the
+  present state (:mod:`circuits.spice.device_models`);
+* 1T1R linear access transistor → ``r_access_on``/``r_access_off`` resistor per row gate;
+  EKV access transistor → behavioural source with the same EKV expression as memxbar;
+* 1S1R selector → behavioural source ``I_s·sinh(V/V_0)`` or ``sgn(V)·I_s·(exp(|V|/V_0) − 1)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .device_models import device_iv
+from .netlist import Expr, Netlist, const, func, volt
+
+#: ngspice options for exact agreement of linear arrays: tight tolerances and a gmin far below
+#: any cell conductance (the default gmin = 1e-12 S would perturb 1 µS cells at 1e-6).
+TIGHT_OPTIONS = {"reltol": 1e-12, "abstol": 1e-18, "vntol": 1e-15, "gmin": 1e-30}
+
+
+def _two_terminal(net: Netlist, name: str, n1: str, n2: str, r: float) -> None:
+    """A resistor, or an exact short (0 V source) for r = 0."""
+    if r == 0.0:
+        net.vsource(f"short_{name}", n1, n2, dc=0.0)
+    else:
+        net.resistor(name, n1, n2, r)
+
+
+def _selector_expr(cfg, v: Expr) -> Expr:
+    from xbar.topology import selector_v0
+
+    v0 = selector_v0(cfg.selector, cfg.selector_v_0, cfg.selector_nl, cfg.selector_v_w)
+    if cfg.selector == "sinh":
+        return const(cfg.selector_i_s) * func("sinh", v / const(v0))
+    return const(cfg.selector_i_s) * func("sgn", v) * (func("exp", func("abs", v) / const(v0)) - const(1.0))
+
+
+def _ekv_expr(cfg, v: Expr, v_gate: float) -> Expr:
+    """EKV drain current ``I_spec [F(v_p/U_T) − F((v_p − V)/U_T)]``, ``F(u) = ln²(1 + e^(u/2))``."""
+    i_spec = 2.0 * cfg.mos_n * cfg.mos_beta * cfg.mos_u_t ** 2
+    vp = (v_gate - cfg.mos_v_th) / cfg.mos_n
+    a = math.log1p(math.exp(vp / (2 * cfg.mos_u_t)))
+    b = func("ln", const(1.0) + func("exp", (const(vp) - v) / const(2 * cfg.mos_u_t)))
+    return const(i_spec) * (const(a * a) - b * b)
+
+
+def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar crossbar",
+                     options: dict | None = None) -> Netlist:
+    """Netlist of ``crossbar``'s DC operating point for one input vector.
+
+    Args:
+        crossbar: an :class:`xbar.Crossbar` (any topology; linear cells or a ``devices`` object).
+        v_in: ``(rows,)`` row source voltages (V).
+        v_col_bias: ``(cols,)`` column-end voltages (V); default 0 (virtual ground).
+        options: ngspice options (default :data:`TIGHT_OPTIONS`).
+    """
+    cfg = crossbar.config
+    rows, cols = crossbar.rows, crossbar.cols
+    v_in = torch.as_tensor(v_in, dtype=torch.float64).detach().cpu().reshape(-1)
+    if v_in.numel() != rows:
+        raise ValueError(f"v_in must have {rows} entries (one per row), got {v_in.numel()}")
+    bias = torch.zeros(cols, dtype=torch.float64) if v_col_bias is None else \
+        torch.as_tensor(v_col_bias, dtype=torch.float64).detach().cpu().reshape(-1)
+    if bias.numel() != cols:
+        raise ValueError(f"v_col_bias must have {cols} entries (one per column), got {bias.numel()}")
+    for name, t in (("v_in", v_in), ("v_col_bias", bias)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite (no NaN/inf)")
+
+    net = Netlist(title)
+    net.comment("produced by memxbar (circuits.spice.crossbar_netlist)", header=True)
+    net.comment(f"array {rows} x {cols}, topology {cfg.topology}, r_row={cfg.r_row:g} ohm, r_col={cfg.r_col:g} ohm, "
+                f"r_source={cfg.r_source:g} ohm, r_sense={cfg.r_sense:g} ohm, row_drive={cfg.row_drive}, "
+                f"col_sense={cfg.col_sense}", header=True)
+    cells = "device " + type(crossbar.device_cells).__name__ if crossbar.device_cells is not None else "linear"
+    net.comment(f"cells: {cells}; selector={cfg.selector if cfg.topology == '1S1R' else '-'}; "
+                f"transistor={cfg.transistor if cfg.topology == '1T1R' else '-'}", header=True)
+
+    net.section("row sources and drivers")
+    drive_cols = {"first": [0], "last": [cols - 1], "both": [0, cols - 1] if cols > 1 else [0]}[cfg.row_drive]
+    for i in range(rows):
+        for k, j in enumerate(drive_cols):
+            src = f"src_{i}" if k == 0 else f"src_{i}_b"
+            net.vsource(f"in_{i}" if k == 0 else f"in_{i}_b", src, "0", dc=float(v_in[i]))
+            _two_terminal(net, f"src_{i}_{j}", src, f"row_{i}_{j}", cfg.r_source)
+
+    net.section("row wires")
+    for i in range(rows):
+        for j in range(cols - 1):
+            _two_terminal(net, f"row_{i}_{j}", f"row_{i}_{j}", f"row_{i}_{j + 1}", cfg.r_row)
+
+    net.section("column wires")
+    for j in range(cols):
+        for i in range(rows - 1):
+            _two_terminal(net, f"col_{i}_{j}", f"col_{i}_{j}", f"col_{i + 1}_{j}", cfg.r_col)
+
+    net.section("sense ends (0 V sources measure the column currents)")
+    sense_rows = {"last": [rows - 1], "first": [0], "both": [0, rows - 1] if rows > 1 else [0]}[cfg.col_sense]
+    for j in range(cols):
+        for k, i in enumerate(sense_rows):
+            sense = f"sense_{j}" if k == 0 else f"sense_{j}_b"
+            _two_terminal(net, f"sns_{i}_{j}", f"col_{i}_{j}", sense, cfg.r_sense)
+            net.vsource(f"sense_{j}" if k == 0 else f"sense_{j}_b", sense, "0", dc=float(bias[j]))
+
+    net.section("cells")
+    _cells(net, crossbar)
+    net.op()
+    net.set_options(**(TIGHT_OPTIONS if options is None else options))
+    return net
+
+
+def _cells(net: Netlist, crossbar) -> None:
+    cfg = crossbar.config
+    rows, cols = crossbar.rows, crossbar.cols
+    series = cfg.topology == "1S1R" or cfg.topology == "1T1R"
+    g = None if crossbar.device_cells is not None else crossbar.g.detach().cpu()
+    gate = crossbar.gate_enable.detach().cpu()
+    for i in range(rows):
+        for j in range(cols):
+            top, bottom = f"row_{i}_{j}", f"col_{i}_{j}"
+            mem_end = f"mid_{i}_{j}" if series else bottom
+            if g is not None:
+                if float(g[i, j]) > 0.0:
+                    net.resistor(f"cell_{i}_{j}", top, mem_end, 1.0 / float(g[i, j]))
+                elif series:  # an open memory element isolates the mid node: tie it down
+                    net.resistor(f"open_{i}_{j}", mem_end, "0", 1e30)
+            else:
+                net.bsource_current(f"cell_{i}_{j}", top, mem_end,
+                                    device_iv(crossbar.device_cells, (i, j), volt(top, mem_end)))
+            if cfg.topology == "1S1R":
+                net.bsource_current(f"sel_{i}_{j}", mem_end, bottom, _selector_expr(cfg, volt(mem_end, bottom)))
+            elif cfg.topology == "1T1R":
+                on = bool(gate[i])
+                if cfg.transistor == "linear":
+                    r = cfg.r_access_on if on else cfg.r_access_off
+                    if math.isinf(r):
+                        net.resistor(f"acc_{i}_{j}", mem_end, "0", 1e30)  # open transistor
+                    else:
+                        net.resistor(f"acc_{i}_{j}", mem_end, bottom, r)
+                else:
+                    v_gate = cfg.v_gate_on if on else cfg.v_gate_off
+                    net.bsource_current(f"acc_{i}_{j}", mem_end, bottom, _ekv_expr(cfg, volt(mem_end, bottom), v_gate))
