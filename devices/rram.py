@@ -232,12 +232,19 @@ class RRAM(Device):
                                 i_compliance=i_compliance)
         self.gap = torch.where(self.stuck == STUCK_NONE, new_gap, self.gap)
 
-    def apply_pulses(self, pulses, *, amplitude: float | None = None, width: float | None = None,
+    def apply_pulses(self, pulses, *, amplitude=None, width: float | None = None,
                      i_compliance: float | None = None) -> Tensor:
         """Apply signed pulse counts: ``n > 0`` SET pulses at ``+amplitude`` (default ``v_set``)
         under the current compliance ``i_compliance`` (A, default the preset's; the 1T1R access
         transistor), ``n < 0`` RESET pulses at ``-|amplitude|`` (default ``v_reset``), each
         ``width`` s long.
+
+        ``amplitude`` may also be a per-device tensor of *signed* voltages (V, broadcastable to
+        the array shape): device ``d`` then receives ``|n[d]|`` pulses of exactly
+        ``amplitude[d]`` volts (positive = SET polarity, negative = RESET, 0 = no effect), e.g.
+        the voltage each cell of a crossbar actually sees during a V/2 write. The sign of
+        ``pulses`` must then agree with the sign of ``amplitude`` wherever both are nonzero.
+        A Python number or a 0-d tensor keeps the scalar meaning above.
 
         SET is abrupt (thermal runaway, stopped by the compliance) and RESET gradual — the
         asymmetry of filamentary oxide RRAM. Returns the noise-free conductance (S).
@@ -247,13 +254,22 @@ class RRAM(Device):
         width = p.t_pulse if width is None else check_scalar("width", width, low=0.0, low_open=True)
         icc = p.i_compliance if i_compliance is None else check_scalar("i_compliance", i_compliance,
                                                                        low=0.0, low_open=True)
-        if amplitude is None:
+        per_device = torch.is_tensor(amplitude) and amplitude.dim() > 0
+        if per_device:
+            amp = self._tensor("amplitude", amplitude)
+            if bool((n * torch.sign(amp) < 0).any()):
+                raise ValueError("amplitude (per-device tensor, V) must have the sign of pulses where both are "
+                                 "nonzero: positive = SET, negative = RESET")
+        elif amplitude is None:
             v_set, v_reset = p.v_set, p.v_reset
         else:
             a = abs(check_scalar("amplitude", amplitude, low=0.0, low_open=True))
             v_set, v_reset = a, -a
         for k in range(int(n.abs().max()) if n.numel() else 0):
-            voltage = torch.where(n > k, v_set, torch.where(n < -k, v_reset, 0.0)).to(self.dtype)
+            if per_device:
+                voltage = torch.where(n.abs() > k, amp, torch.zeros_like(amp))
+            else:
+                voltage = torch.where(n > k, v_set, torch.where(n < -k, v_reset, 0.0)).to(self.dtype)
             self._pulse(voltage, width, icc)
         return self.conductance()
 

@@ -135,6 +135,32 @@ def test_set_abrupt_reset_gradual_and_compliance_sets_the_level():
     assert steps[0] > steps[-1]  # nonlinear: the steps shrink
 
 
+def test_per_device_signed_amplitude_tensor():
+    """A tensor amplitude gives every device its own signed pulse voltage; a uniform tensor
+    reproduces the scalar path exactly, and the sign convention is SET > 0, RESET < 0."""
+    target = torch.full((6,), 20e-6, dtype=torch.float64)
+    ref, dev = RRAM((6,), seed=11), RRAM((6,), seed=11)
+    ref.program(target)
+    dev.program(target)
+    counts = torch.tensor([2, 2, -2, -2, 0, 1])
+    g_ref = ref.apply_pulses(counts, amplitude=1.3)
+    g_dev = dev.apply_pulses(counts, amplitude=torch.tensor([1.3, 1.3, -1.3, -1.3, 0.0, 1.3]))
+    assert torch.equal(g_ref, g_dev)
+    # each device only sees its own voltage: zero and sub-threshold amplitudes leave it unchanged
+    dev = RRAM((5,), seed=12)
+    dev.program(torch.full((5,), 20e-6, dtype=torch.float64))
+    g0 = dev.conductance().clone()
+    thr = float(switching_threshold(dev.params.gap_params(), dev.gap).min())
+    amp = torch.tensor([1.6, -1.3, 0.0, 0.9 * thr, -0.9 * thr], dtype=torch.float64)
+    g1 = dev.apply_pulses(torch.sign(amp).long(), amplitude=amp)
+    assert g1[0] > g0[0] and g1[1] < g0[1]
+    assert torch.equal(g1[2:], g0[2:])
+    with pytest.raises(ValueError, match="amplitude"):
+        dev.apply_pulses(torch.ones(5, dtype=torch.long), amplitude=-amp.abs())
+    with pytest.raises(ValueError, match="amplitude"):
+        dev.apply_pulses(1, amplitude=torch.ones(3, dtype=torch.float64))
+
+
 def test_c2c_noise_varies_pulse_response_d2d_varies_conductance():
     dev = RRAM((N_STAT,), seed=5)
     dev.program(torch.full((N_STAT,), 30e-6, dtype=torch.float64), verify=False)

@@ -101,6 +101,30 @@ class TridiagLines:
             out = _ldl_solve(self._ldl, rhs)
         return out.squeeze(1 if self.shape[0] == 1 else 0) if squeeze else out
 
+    def solve_line(self, j: int, rhs: Tensor) -> Tensor:
+        """``T_j^-1 rhs`` for the single line j of a shared set (Bd == 1); rhs ``(C, L)`` holds
+        C right-hand sides and is overwritten on the LAPACK backend."""
+        L = self.shape[2]
+        if self.backend == "lapack":
+            d, e = self._lapack
+            if L == 1:  # f2py rejects the empty off-diagonal
+                return rhs.div_(float(d[j]))
+            x, info = lapack.dpttrs(d[j * L:(j + 1) * L], e[j * L:j * L + L - 1], rhs.numpy().T, overwrite_b=1)
+            return torch.from_numpy(x.T)
+        piv, mult = self._ldl
+        return _ldl_solve((piv[:, j], mult[:, j]), rhs.unsqueeze(1))[:, 0]
+
+    def solve_line_numpy(self, j: int, rhs: np.ndarray) -> np.ndarray:
+        """As :meth:`solve_line` for a C-ordered numpy ``rhs`` on the LAPACK backend (overwritten)."""
+        if self.backend != "lapack":
+            return self.solve_line(j, torch.from_numpy(rhs)).numpy()
+        L = self.shape[2]
+        d, e = self._lapack
+        if L == 1:
+            return rhs / float(d[j])
+        x, info = lapack.dpttrs(d[j * L:(j + 1) * L], e[j * L:j * L + L - 1], rhs.T, overwrite_b=1)
+        return x.T
+
 
 def _ldl_factor(d: Tensor, e: Tensor):
     """LDL^T of SPD tridiagonals along the last dim (torch, any device)."""

@@ -48,6 +48,7 @@ from ._linear import ConvergenceError, StructuredSolver
 from ._nodal import DirectSolver, Grid, pin, residual
 from ._nonlinear import current_scale, newton
 from ._solver_config import CrossbarConfig
+from ._transfer import port_transfer
 from .topology import CellModel, MemoryElement, ekv_iv, selector_iv, selector_v0
 
 Tensor = torch.Tensor
@@ -401,20 +402,29 @@ class Crossbar:
     def _transfer(self, g: Tensor) -> Tensor:
         if self._transfer_cached(g):
             return self._cache["transfer"][1]
+        with torch.no_grad():
+            ge = self.g_effective(g)
+            grid = self._grid()
+            if grid.structured and self.config.method in ("auto", "block"):
+                m = port_transfer(grid, self._t(ge))
+                a = (m.T if self._transposed() else m).contiguous()
+            else:
+                a = self._transfer_by_solves(g, ge)
+        self._cache["transfer"] = (ge.detach().clone(), a)
+        return a
+
+    def _transfer_by_solves(self, g: Tensor, ge: Tensor) -> Tensor:
+        """``A`` row by row from solves with unit inputs (CG or sparse LU), in chunks of inputs."""
         eye = torch.eye(self.rows, dtype=torch.float64, device=self.torch_device)
         zero = torch.zeros(self.rows, self.cols, dtype=torch.float64, device=self.torch_device)
         chunk = max(1, int(self.config.transfer_chunk_bytes // (16 * self.rows * self.cols)))
         parts = []
-        with torch.no_grad():
-            ge = self.g_effective(g)
-            self._cached_linear(g, self.rows)  # factorise once for all chunks
-            for start in range(0, self.rows, chunk):  # chunks keep temporaries cache-sized
-                x_p, x_q = self.nodes(eye[start:start + chunk], zero[start:start + chunk], g)
-                v_row, v_col = self._to_xbar(x_p, x_q)
-                parts.append((ge * (v_row - v_col)).sum(-2))
-            a = torch.cat(parts, 0)
-        self._cache["transfer"] = (ge.detach().clone(), a)
-        return a
+        self._cached_linear(g, self.rows)  # factorise once for all chunks
+        for start in range(0, self.rows, chunk):  # chunks keep temporaries cache-sized
+            x_p, x_q = self.nodes(eye[start:start + chunk], zero[start:start + chunk], g)
+            v_row, v_col = self._to_xbar(x_p, x_q)
+            parts.append((ge * (v_row - v_col)).sum(-2))
+        return torch.cat(parts, 0)
 
     def transfer_matrix(self) -> Tensor:
         """Exact effective matrix ``A`` (S), ``(rows, cols)``: ``solve(v) == v @ A`` for linear

@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from .device_models import device_iv
+from .device_models import device_iv, rram_cell
 from .netlist import Expr, Netlist, const, func, volt
 
 #: ngspice options for exact agreement of linear arrays: tight tolerances and a gmin far below
@@ -66,6 +66,15 @@ def _ekv_expr(cfg, v: Expr, v_gate: float) -> Expr:
     return const(i_spec) * (const(a * a) - b * b)
 
 
+def _check_vector(name: str, values, n: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(values, dtype=torch.float64).detach().cpu().reshape(-1)
+    if t.numel() != n:
+        raise ValueError(f"{name} must have {n} entries (one per {what}), got {t.numel()}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN/inf)")
+    return t
+
+
 def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar crossbar",
                      options: dict | None = None) -> Netlist:
     """Netlist of ``crossbar``'s DC operating point for one input vector.
@@ -76,21 +85,59 @@ def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar c
         v_col_bias: ``(cols,)`` column-end voltages (V); default 0 (virtual ground).
         options: ngspice options (default :data:`TIGHT_OPTIONS`).
     """
+    v_in = _check_vector("v_in", v_in, crossbar.rows, "row")
+    bias = torch.zeros(crossbar.cols, dtype=torch.float64) if v_col_bias is None else \
+        _check_vector("v_col_bias", v_col_bias, crossbar.cols, "column")
+    net = _array(crossbar, title, [{"dc": float(x)} for x in v_in], [{"dc": float(x)} for x in bias])
+    net.section("cells")
+    _cells(net, crossbar)
+    net.op()
+    net.set_options(**(TIGHT_OPTIONS if options is None else options))
+    return net
+
+
+def crossbar_transient_netlist(crossbar, times, v_rows, v_cols, *, max_step: float,
+                               title: str = "memxbar crossbar transient") -> Netlist:
+    """Transient netlist of a 0T1R crossbar of ``RRAM`` cells with their switching dynamics.
+
+    Every cell is the stateful RRAM subcircuit of :func:`circuits.spice.device_models.rram_cell`
+    (gap on a capacitor node ``gap_cell_i_j``, in nm), carrying the device's own D2D factors;
+    rows and columns are driven by piecewise-linear sources.
+
+    Args:
+        crossbar: :class:`xbar.Crossbar` whose cells are a :class:`devices.RRAM` (topology 0T1R).
+        times: (n,) time points (s); v_rows: (n, rows) and v_cols: (n, cols) voltages (V).
+        max_step: largest ngspice time step (s).
+    """
+    dev = crossbar.device_cells
+    if dev is None or getattr(dev, "family", None) != "rram" or crossbar.config.topology != "0T1R":
+        raise ValueError("crossbar_transient_netlist needs a 0T1R Crossbar whose cells are a devices.RRAM")
+    times = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
+    v_rows = torch.as_tensor(v_rows, dtype=torch.float64).reshape(times.numel(), crossbar.rows)
+    v_cols = torch.as_tensor(v_cols, dtype=torch.float64).reshape(times.numel(), crossbar.cols)
+    rows_src = [{"pwl": list(zip(times.tolist(), v_rows[:, i].tolist()))} for i in range(crossbar.rows)]
+    cols_src = [{"pwl": list(zip(times.tolist(), v_cols[:, j].tolist()))} for j in range(crossbar.cols)]
+    net = _array(crossbar, title, rows_src, cols_src)
+    net.section("cells: stateful RRAM (Stanford-PKU gap model), gap in nm on node gap_cell_i_j")
+    for i in range(crossbar.rows):
+        for j in range(crossbar.cols):
+            if int(dev.stuck[i, j]) != 0:
+                g = dev.g_max if int(dev.stuck[i, j]) == 1 else dev.g_min
+                net.resistor(f"cell_{i}_{j}", f"row_{i}_{j}", f"col_{i}_{j}", 1.0 / g)
+                continue
+            rram_cell(net, f"cell_{i}_{j}", f"row_{i}_{j}", f"col_{i}_{j}", dev.params, float(dev.gap[i, j]),
+                      float(dev.i0_scale[i, j]), float(dev.rate_scale[i, j]))
+    net.tran(float(max_step), float(times[-1]), max_step=float(max_step), uic=True)
+    net.set_options(reltol=1e-6, abstol=1e-15, vntol=1e-9)
+    return net
+
+
+def _array(crossbar, title: str, row_sources: list[dict], col_sources: list[dict]) -> Netlist:
+    """Header, drivers, wires and sense ends of a crossbar (cells are added by the caller)."""
     cfg = crossbar.config
     rows, cols = crossbar.rows, crossbar.cols
-    v_in = torch.as_tensor(v_in, dtype=torch.float64).detach().cpu().reshape(-1)
-    if v_in.numel() != rows:
-        raise ValueError(f"v_in must have {rows} entries (one per row), got {v_in.numel()}")
-    bias = torch.zeros(cols, dtype=torch.float64) if v_col_bias is None else \
-        torch.as_tensor(v_col_bias, dtype=torch.float64).detach().cpu().reshape(-1)
-    if bias.numel() != cols:
-        raise ValueError(f"v_col_bias must have {cols} entries (one per column), got {bias.numel()}")
-    for name, t in (("v_in", v_in), ("v_col_bias", bias)):
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} must be finite (no NaN/inf)")
-
     net = Netlist(title)
-    net.comment("produced by memxbar (circuits.spice.crossbar_netlist)", header=True)
+    net.comment("produced by memxbar (circuits.spice.crossbar_export)", header=True)
     net.comment(f"array {rows} x {cols}, topology {cfg.topology}, r_row={cfg.r_row:g} ohm, r_col={cfg.r_col:g} ohm, "
                 f"r_source={cfg.r_source:g} ohm, r_sense={cfg.r_sense:g} ohm, row_drive={cfg.row_drive}, "
                 f"col_sense={cfg.col_sense}", header=True)
@@ -103,7 +150,7 @@ def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar c
     for i in range(rows):
         for k, j in enumerate(drive_cols):
             src = f"src_{i}" if k == 0 else f"src_{i}_b"
-            net.vsource(f"in_{i}" if k == 0 else f"in_{i}_b", src, "0", dc=float(v_in[i]))
+            net.vsource(f"in_{i}" if k == 0 else f"in_{i}_b", src, "0", **row_sources[i])
             _two_terminal(net, f"src_{i}_{j}", src, f"row_{i}_{j}", cfg.r_source)
 
     net.section("row wires")
@@ -116,18 +163,13 @@ def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar c
         for i in range(rows - 1):
             _two_terminal(net, f"col_{i}_{j}", f"col_{i}_{j}", f"col_{i + 1}_{j}", cfg.r_col)
 
-    net.section("sense ends (0 V sources measure the column currents)")
+    net.section("sense ends (voltage sources measure the column currents)")
     sense_rows = {"last": [rows - 1], "first": [0], "both": [0, rows - 1] if rows > 1 else [0]}[cfg.col_sense]
     for j in range(cols):
         for k, i in enumerate(sense_rows):
             sense = f"sense_{j}" if k == 0 else f"sense_{j}_b"
             _two_terminal(net, f"sns_{i}_{j}", f"col_{i}_{j}", sense, cfg.r_sense)
-            net.vsource(f"sense_{j}" if k == 0 else f"sense_{j}_b", sense, "0", dc=float(bias[j]))
-
-    net.section("cells")
-    _cells(net, crossbar)
-    net.op()
-    net.set_options(**(TIGHT_OPTIONS if options is None else options))
+            net.vsource(sense, sense, "0", **col_sources[j])
     return net
 
 

@@ -28,7 +28,8 @@ from .netlist import Expr, Netlist, const, func, volt
 NM = 1e-9
 
 
-def _rram_rate_expr(p: RRAMParams, v_dev: Expr, current: Expr, gap_nm: Expr, rate_scale: float) -> Expr:
+def _rram_rate_expr(p: RRAMParams, v_dev: Expr, current: Expr, gap_nm: Expr, gap_state: Expr,
+                    rate_scale: float) -> Expr:
     """dg/dt in nm/s as an expression of the device voltage, current and gap (nm)."""
     temp = const(p.t_amb) + func("abs", v_dev * current) * const(p.r_th)
     v_th = const(K_B / Q_E) * temp
@@ -36,8 +37,8 @@ def _rram_rate_expr(p: RRAMParams, v_dev: Expr, current: Expr, gap_nm: Expr, rat
     gamma_eff = gamma * func("u", gamma * func("abs", v_dev) - const(p.f_min * p.t_ox))
     rate = const(-p.vel0 * rate_scale / NM) * func("exp", const(-p.ea) / v_th) \
         * func("sinh", gamma_eff * const(p.a0) * v_dev / (const(p.t_ox) * v_th))
-    shrink = func("min", rate, const(0.0)) * func("u", gap_nm - const(p.gap_min / NM))
-    grow = func("max", rate, const(0.0)) * func("u", const(p.gap_max / NM) - gap_nm)
+    shrink = func("min", rate, const(0.0)) * func("u", gap_state - const(p.gap_min / NM))
+    grow = func("max", rate, const(0.0)) * func("u", const(p.gap_max / NM) - gap_state)
     return shrink + grow
 
 
@@ -48,11 +49,13 @@ def rram_cell(net: Netlist, name: str, te: str, be: str, p: RRAMParams, gap0: fl
     voltage is the gap in nm."""
     gap_node = f"gap_{name}"
     v_dev = volt(te, be)
-    gap_nm = volt(gap_node)
+    # the gap is confined to [gap_min, gap_max] as in memxbar; clamping inside the expressions
+    # also keeps ngspice's Newton iterates from evaluating the model far outside its range
+    gap_nm = func("min", func("max", volt(gap_node), const(p.gap_min / NM)), const(p.gap_max / NM))
     current = const(p.i0 * i0_scale) * func("exp", const(-NM / p.g0) * gap_nm) * func("sinh", v_dev / const(p.v0))
     net.bsource_current(f"mem_{name}", te, be, current)
     net.capacitor(f"state_{name}", gap_node, "0", 1.0, ic=gap0 / NM)
-    net.bsource_current(f"rate_{name}", "0", gap_node, _rram_rate_expr(p, v_dev, current, gap_nm, rate_scale))
+    net.bsource_current(f"rate_{name}", "0", gap_node, _rram_rate_expr(p, v_dev, current, gap_nm, volt(gap_node), rate_scale))
     # a huge resistor gives the floating state node a DC path (10^15 Ω: < 1e-24 nm/s leak)
     net.resistor(f"state_{name}", gap_node, "0", 1e15)
     return gap_node
