@@ -145,6 +145,9 @@ def integrate_gap(p: GapParams, gap: Tensor, v_start: Tensor | float, duration: 
         # step cannot jump past the step bound
         h = torch.minimum(h, max_gap_step / vel_mid.abs().clamp_min(1e-300))
         vel_mid = f((gap + 0.5 * h * vel).clamp(p.gap_min, p.gap_max), t_done + 0.5 * h)
+        # a midpoint clamped onto a bound has zero velocity although the device is still moving:
+        # it reaches the bound within this step, so step with the start slope (lands on the bound)
+        vel_mid = torch.where((vel_mid == 0) & (vel != 0), vel, vel_mid)
         h = torch.where(active, h, torch.zeros_like(h))
         gap = (gap + h * vel_mid).clamp(p.gap_min, p.gap_max)
         t_done = t_done + h

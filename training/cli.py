@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="notebook file name under notebooks/ (repeatable; default: the report set)")
     report.add_argument("--timeout", type=float, default=1800.0, help="per-cell timeout in s (default 1800)")
     report.set_defaults(func=_cmd_report)
+
+    from circuits.spice.cli import add_parser as add_spice_parser
+    add_spice_parser(sub)
     return parser
 
 

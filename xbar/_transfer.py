@@ -37,6 +37,7 @@ import math
 import numpy as np
 import torch
 from scipy.linalg import blas, lapack
+from threadpoolctl import threadpool_limits
 
 from ._linear import TridiagLines, _line_diag, _line_rhs
 from ._nodal import Grid
@@ -144,9 +145,12 @@ def port_transfer(grid: Grid, d_cell: Tensor, *, backend: str = "auto") -> Tenso
     for e in direct:  # ideal Q end at block e: cell current of line e into the sense node
         m[e] += d[e] * x0[e]
     sweep = _sweep_lapack if d.device.type == "cpu" and backend != "torch" else _sweep_torch
-    for f, gamma in terms:  # f is the first or the last free block
-        order = free if f == free[-1] else free[::-1]
-        m[order] += gamma * sweep(blocks, grid.g_wire_q, u, order)
+    # one BLAS thread: the blocks are small, and idle OpenBLAS threads spin-waiting between the
+    # many short calls slow the sweep down several-fold on a busy machine
+    with threadpool_limits(1, user_api="blas"):
+        for f, gamma in terms:  # f is the first or the last free block
+            order = free if f == free[-1] else free[::-1]
+            m[order] += gamma * sweep(blocks, grid.g_wire_q, u, order)
     return m
 
 

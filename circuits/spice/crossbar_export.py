@@ -29,11 +29,14 @@ Cells:
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import torch
 
 from .device_models import device_iv, rram_cell
-from .netlist import Expr, Netlist, const, func, volt
+from .netlist import DIALECTS, Expr, Netlist, const, func, volt
 
 #: ngspice options for exact agreement of linear arrays: tight tolerances and a gmin far below
 #: any cell conductance (the default gmin = 1e-12 S would perturb 1 µS cells at 1e-6).
@@ -96,6 +99,50 @@ def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar c
     return net
 
 
+def export_crossbar(crossbar, v_in, *, v_col_bias=None, path: str | os.PathLike | None = None,
+                    dialect: str = "ngspice") -> str:
+    """Netlist text of ``crossbar``'s DC operating point (see :func:`crossbar_netlist`).
+
+    Args:
+        crossbar: an :class:`xbar.Crossbar`; v_in: ``(rows,)`` row source voltages (V);
+        v_col_bias: ``(cols,)`` column-end voltages (V), default 0.
+        path: if given, the text is also written there atomically (:func:`write_atomic`).
+        dialect: ``"ngspice"`` or ``"xyce"`` (option groups and ``u()`` → ``stp()``).
+    Returns:
+        The netlist text (identical to the file's content when ``path`` is given).
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {list(DIALECTS)}, got {dialect!r}")
+    text = crossbar_netlist(crossbar, v_in, v_col_bias=v_col_bias).render(dialect)
+    if path is not None:
+        write_atomic(path, text)
+    return text
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, flushed
+    and fsync'ed, then ``os.replace`` (readers see the old file or the new one, never half)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path must be a file name, got the directory {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp's 0600 would make the file private
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def crossbar_transient_netlist(crossbar, times, v_rows, v_cols, *, max_step: float,
                                title: str = "memxbar crossbar transient") -> Netlist:
     """Transient netlist of a 0T1R crossbar of ``RRAM`` cells with their switching dynamics.
@@ -113,6 +160,10 @@ def crossbar_transient_netlist(crossbar, times, v_rows, v_cols, *, max_step: flo
     if dev is None or getattr(dev, "family", None) != "rram" or crossbar.config.topology != "0T1R":
         raise ValueError("crossbar_transient_netlist needs a 0T1R Crossbar whose cells are a devices.RRAM")
     times = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
+    if times.numel() < 2 or not bool((times[1:] > times[:-1]).all()):
+        raise ValueError("times must hold at least two strictly increasing values (s)")
+    if not (math.isfinite(float(max_step)) and float(max_step) > 0):
+        raise ValueError(f"max_step must be a finite time > 0 s, got {max_step!r}")
     v_rows = torch.as_tensor(v_rows, dtype=torch.float64).reshape(times.numel(), crossbar.rows)
     v_cols = torch.as_tensor(v_cols, dtype=torch.float64).reshape(times.numel(), crossbar.cols)
     rows_src = [{"pwl": list(zip(times.tolist(), v_rows[:, i].tolist()))} for i in range(crossbar.rows)]

@@ -11,8 +11,10 @@ Nothing user-supplied is ever interpolated into a netlist as text:
   and formatted numbers (:func:`num`, :func:`v`), never from user strings;
 * comments are reduced to printable characters without newlines.
 
-Dialects differ only in the option cards: ngspice takes ``.options reltol=...`` while Xyce takes
-``.options device``/``.options nonlin``/``.options timeint`` groups.
+Dialects differ in the option cards (ngspice takes ``.options reltol=...`` while Xyce takes
+``.options device``/``.options nonlin``/``.options timeint`` groups) and in one expression
+function: ngspice's unit step ``u(x)`` is Xyce's ``stp(x)`` (both 1 for x > 0 and 0 for x < 0),
+translated when a Xyce netlist is rendered (:func:`to_xyce_card`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ import re
 from dataclasses import dataclass, field
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# ngspice-only expression functions and their Xyce names (a name must not be preceded by an
+# identifier character, so node names such as ``V(menu)`` are never touched)
+_XYCE_FUNCTIONS = {"u": "stp"}
+_XYCE_FUNC_RE = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(_XYCE_FUNCTIONS) + r")\(")
 DIALECTS = ("ngspice", "xyce")
 
 
@@ -172,7 +178,8 @@ class Netlist:
         if self.analysis is None:
             raise NetlistError("no analysis: call op() or tran() first")
         lines = ["* " + _comment_text(self.title), *self.header]
-        lines += self.models + self.subcircuits + self.body
+        cards = self.models + self.subcircuits + self.body
+        lines += cards if dialect == "ngspice" else [to_xyce_card(card) for card in cards]
         lines.append("")
         lines += self._option_cards(dialect)
         lines += [self.analysis, ".end", ""]
@@ -196,6 +203,14 @@ class Netlist:
             else:
                 cards.append(f"* ngspice option {low}={num(val)} has no Xyce equivalent")
         return cards
+
+
+def to_xyce_card(card: str) -> str:
+    """Translate the ngspice-only functions of a behavioural card (``B...``) to Xyce's names
+    (``u(x)`` → ``stp(x)``); comments and other cards are returned unchanged."""
+    if card[:1] not in ("B", "b"):
+        return card
+    return _XYCE_FUNC_RE.sub(lambda m: _XYCE_FUNCTIONS[m.group(1)] + "(", card)
 
 
 @dataclass(frozen=True)

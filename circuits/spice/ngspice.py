@@ -6,7 +6,11 @@ Backends:
   vectors come back as float64 arrays at full precision. PySpice 1.5 looks for
   ``libngspice.so`` but Debian's ``libngspice0`` ships only ``libngspice.so.0``; memxbar points
   ``NGSPICE_LIBRARY_PATH`` at the real file (found with ``ldconfig -p``) before PySpice is
-  imported, and silences PySpice's harmless "Unsupported Ngspice version" notice.
+  imported, and silences PySpice's harmless "Unsupported Ngspice version" notice. libngspice
+  is built with OpenMP and sets the process-wide OpenMP thread count when it sets a circuit up,
+  which silently overrode ``torch.set_num_threads`` (measured: a 16×16 memxbar solve went from
+  3.5 ms at 1 thread to 128 ms at the 2 spin-waiting threads ngspice left behind on a loaded
+  2-core machine); the runner restores torch's thread count after every call.
 * ``"batch"`` — ``ngspice -b`` in a temporary directory; results are written by ``wrdata``
   with 16 significant digits (``option numdgt=16``), so no precision is lost there either.
 * ``"auto"`` (default) — shared if the library loads, otherwise batch.
@@ -15,11 +19,13 @@ A missing ngspice raises :class:`NgspiceNotFoundError`, whose message says how t
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -101,9 +107,21 @@ def _shared_instance():
     return _SHARED
 
 
+@contextlib.contextmanager
+def _keep_torch_threads():
+    """Restore torch's intra-op thread count after libngspice changed the OpenMP setting."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def _run_shared(netlist: str) -> SpiceResult:
     start = time.perf_counter()
-    with _LOCK:
+    with _LOCK, _keep_torch_threads():
         ng = _shared_instance()
         ng.load_circuit(netlist)
         try:

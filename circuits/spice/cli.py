@@ -1,0 +1,143 @@
+"""``xbar spice`` sub-commands: export a random crossbar as a netlist, or validate it against ngspice.
+
+* ``xbar spice export --rows 8 --cols 8 --seed 0 [--out FILE] [--dialect ngspice|xyce]`` — the
+  netlist of one DC operating point (stdout without ``--out``; the file is written atomically);
+* ``xbar spice validate --rows 8 --cols 8 [--tolerance T] [--json FILE]`` — memxbar vs ngspice;
+  prints the :class:`~circuits.spice.validate.ValidationReport` summary and exits with 0 when
+  it passed, 1 when it did not, 2 on bad arguments or a missing/failing ngspice.
+
+The array: conductances ``G_ij ~ U(g_min, g_max)`` (S) and inputs ``v_i ~ U(0, v_max)`` (V),
+both drawn from ``torch.Generator().manual_seed(seed)`` (conductances first), so a seed always
+gives the same circuit; wires ``r_row``/``r_col`` (Ω per segment), driver ``r_source`` and
+sense ``r_sense`` (Ω), and the topology's access element (``--transistor``, ``--selector``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import torch
+
+F64 = torch.float64
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _real(text: str, *, low: float | None = None, low_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a real number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {value:g}")
+    return value
+
+
+def _nonneg(text: str) -> float:
+    return _real(text, low=0.0)
+
+
+def _positive(text: str) -> float:
+    return _real(text, low=0.0, low_open=True)
+
+
+def _tolerance(text: str) -> float:
+    value = _positive(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a relative error in (0, 1), got {value:g}")
+    return value
+
+
+def _array_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``export`` and ``validate``: size, seed, electrical values (SI)."""
+    p.add_argument("--rows", type=_positive_int, default=8, help="number of rows (>= 1, default 8)")
+    p.add_argument("--cols", type=_positive_int, default=8, help="number of columns (>= 1, default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random conductances and inputs (default 0)")
+    p.add_argument("--topology", choices=("0T1R", "1T1R", "1S1R"), default="0T1R", help="cell topology")
+    p.add_argument("--transistor", choices=("linear", "ekv"), default="linear", help="1T1R access transistor")
+    p.add_argument("--selector", choices=("sinh", "exp"), default="sinh", help="1S1R selector I-V")
+    p.add_argument("--r-row", type=_nonneg, default=1.0, help="row wire resistance per segment, Ω (default 1)")
+    p.add_argument("--r-col", type=_nonneg, default=1.0, help="column wire resistance per segment, Ω (default 1)")
+    p.add_argument("--r-source", type=_nonneg, default=10.0, help="row driver resistance, Ω (default 10)")
+    p.add_argument("--r-sense", type=_nonneg, default=10.0, help="column sense resistance, Ω (default 10)")
+    p.add_argument("--g-min", type=_nonneg, default=1e-6, help="smallest cell conductance, S (default 1e-6)")
+    p.add_argument("--g-max", type=_positive, default=100e-6, help="largest cell conductance, S (default 1e-4)")
+    p.add_argument("--v-max", type=_nonneg, default=0.5, help="largest input voltage, V (default 0.5)")
+
+
+def random_array(args: argparse.Namespace):
+    """``(crossbar, v_in)`` of the parsed options: G ~ U(g_min, g_max) S, v ~ U(0, v_max) V."""
+    from xbar import Crossbar
+
+    if args.g_max < args.g_min:
+        raise ValueError(f"--g-max must be >= --g-min ({args.g_min:g} S), got {args.g_max:g} S")
+    gen = torch.Generator().manual_seed(args.seed)
+    g = args.g_min + (args.g_max - args.g_min) * torch.rand(args.rows, args.cols, generator=gen, dtype=F64)
+    v = args.v_max * torch.rand(args.rows, generator=gen, dtype=F64)
+    xb = Crossbar(g, r_row=args.r_row, r_col=args.r_col, r_source=args.r_source, r_sense=args.r_sense,
+                  topology=args.topology, transistor=args.transistor, selector=args.selector)
+    return xb, v
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .crossbar_export import export_crossbar
+
+    xb, v = random_array(args)
+    text = export_crossbar(xb, v, path=args.out, dialect=args.dialect)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {args.out} ({xb.rows}x{xb.cols} {xb.config.topology}, {args.dialect})")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .crossbar_export import write_atomic
+    from .ngspice import NgspiceNotFoundError, SpiceSimulationError
+    from .validate import validate
+
+    xb, v = random_array(args)
+    try:
+        report = validate(xb, v, tolerance=args.tolerance, backend=args.backend, ngspice_binary=args.ngspice)
+    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
+        print(f"xbar spice validate: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if args.json is not None:
+        settings = {k: val for k, val in vars(args).items() if k not in ("func", "command", "spice_command")}
+        write_atomic(args.json, json.dumps({"report": report.as_dict(), "settings": settings}, indent=2) + "\n")
+    return 0 if report.passed else 1
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``spice`` command (with ``export`` and ``validate``) to an argparse sub-parser set."""
+    spice = subparsers.add_parser("spice", help="export crossbars as SPICE netlists / validate against ngspice")
+    sub = spice.add_subparsers(dest="spice_command", required=True)
+
+    export = sub.add_parser("export", help="write the netlist of a random crossbar's DC operating point")
+    _array_options(export)
+    export.add_argument("--out", default=None, help="output file (written atomically; default: stdout)")
+    export.add_argument("--dialect", choices=("ngspice", "xyce"), default="ngspice", help="netlist dialect")
+    export.set_defaults(func=_cmd_export)
+
+    check = sub.add_parser("validate", help="compare memxbar with ngspice on a random crossbar")
+    _array_options(check)
+    check.add_argument("--tolerance", type=_tolerance, default=None,
+                       help="largest relative error that passes (default 1e-8 linear, 1e-6 nonlinear)")
+    check.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    check.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    check.add_argument("--ngspice", default="ngspice", help="ngspice executable for the batch backend")
+    check.set_defaults(func=_cmd_validate)
+    return spice

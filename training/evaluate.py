@@ -1,0 +1,164 @@
+"""Evaluation of deployed networks: accuracy over inference time, time steps and device family.
+
+Deployment is done the way chips are used: the trained weights are programmed **once** per
+device seed (:meth:`training.SpikingMLP.deploy`), then the same devices are read at every
+inference time ``t`` (drift, read noise, faults; global drift compensation if configured).
+Every row of the returned tables is a plain dict (CSV/JSON-ready)::
+
+    {"family", "repeat", "mode", "t", "time_steps", "accuracy"}
+
+``mode`` "ideal" rows (no hardware) have ``t = 0`` and the family of the training config.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import RunConfig
+from .hardware import HardwareConfig
+from .model import SpikingMLP
+
+
+def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: int = 0) -> HardwareConfig:
+    """``hw`` moved to ``family`` (its default preset and window) and device seed ``seed + repeat``."""
+    changes = {"seed": hw.seed + repeat, "mode": "noisy", "backward": "ste"}
+    if family is not None and family != hw.family:
+        changes.update(family=family, preset=None, device_params={}, g_min=None, g_max=None)
+    return hw.replace(**changes)
+
+
+def accuracy_vs_time(model: SpikingMLP, split, times, modes=("noisy",), batch_size: int = 1000) -> list[dict]:
+    """Accuracy of the deployed ``model`` at each inference time (s) in each mode."""
+    from .loop import accuracy
+
+    rows = []
+    for t in times:
+        model.set_inference_time(float(t))
+        for mode in modes:
+            model.set_mode(mode)
+            rows.append({"mode": mode, "t": float(t), "time_steps": model.network.time_steps,
+                         "accuracy": accuracy(model, split, batch_size)})
+    model.set_mode("noisy")
+    return rows
+
+
+def accuracy_vs_steps(model: SpikingMLP, split, time_steps, t: float, modes=("noisy",),
+                      batch_size: int = 1000) -> list[dict]:
+    """Accuracy of the deployed ``model`` read at ``t`` s for each number of time steps."""
+    from .loop import accuracy
+
+    model.set_inference_time(float(t))
+    rows = []
+    for mode in modes:
+        model.set_mode(mode)
+        for steps in time_steps:
+            rows.append({"mode": mode, "t": float(t), "time_steps": int(steps),
+                         "accuracy": accuracy(model, split, batch_size, time_steps=int(steps))})
+    model.set_mode("noisy")
+    return rows
+
+
+def deployment_study(model: SpikingMLP, config: RunConfig, split) -> list[dict]:
+    """Every evaluation of ``config.evaluate`` for the trained ``model`` (module docstring)."""
+    from .loop import accuracy
+
+    ev, hw = config.evaluate, config.hardware
+    rows = []
+    model.undeploy()
+    model.set_hardware(hw.replace(mode="ideal", backward="ste"))
+    for steps in sorted(set(ev.time_steps) | {config.network.time_steps}):
+        rows.append({"family": hw.family, "repeat": 0, "mode": "ideal", "t": 0.0, "time_steps": steps,
+                     "accuracy": accuracy(model, split, config.data.eval_batch_size, time_steps=steps)})
+    hw_modes = [m for m in ev.modes if m != "ideal"]
+    for family in (hw.family, *[f for f in ev.families if f != hw.family]):
+        for repeat in range(ev.repeats):
+            model.set_hardware(deployment_hardware(hw, family, repeat))
+            model.deploy(0.0)
+            tag = {"family": family, "repeat": repeat}
+            rows += [tag | r for r in accuracy_vs_time(model, split, ev.times, hw_modes, config.data.eval_batch_size)]
+            rows += [tag | r for r in accuracy_vs_steps(model, split, ev.time_steps, ev.steps_time, hw_modes,
+                                                        config.data.eval_batch_size)]
+            model.undeploy()
+    model.set_hardware(hw)
+    return rows
+
+
+def summarise(rows: list[dict], *, mode: str, family: str, t: float | None = None,
+              time_steps: int | None = None) -> tuple[float, float, int]:
+    """Mean, standard deviation and count of the accuracies matching the filters."""
+    import statistics
+
+    acc = [r["accuracy"] for r in rows if r["mode"] == mode and r["family"] == family
+           and (t is None or r["t"] == t) and (time_steps is None or r["time_steps"] == time_steps)]
+    if not acc:
+        return float("nan"), float("nan"), 0
+    return statistics.fmean(acc), (statistics.stdev(acc) if len(acc) > 1 else 0.0), len(acc)
+
+
+def plot_run(history: list[dict], rows: list[dict], out_dir, title: str = "") -> list[Path]:
+    """Training curves, accuracy vs inference time and vs time steps as PNGs in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import atomic_write_bytes
+    import io
+
+    out_dir = Path(out_dir)
+    written = []
+
+    def save(fig, name):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        atomic_write_bytes(out_dir / name, buf.getvalue())
+        written.append(out_dir / name)
+
+    if history:
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+        ep = [h["epoch"] for h in history]
+        ax_loss.plot(ep, [h["loss"] for h in history], "o-", ms=3)
+        ax_loss.set(xlabel="epoch", ylabel="training loss", title=title)
+        ax_acc.plot(ep, [h["train_accuracy"] for h in history], "o-", ms=3, label="train (batches)")
+        ax_acc.plot(ep, [h["val_accuracy"] for h in history], "s-", ms=3, label="validation")
+        ax_acc.set(xlabel="epoch", ylabel="accuracy")
+        ax_acc.legend()
+        for ax in (ax_loss, ax_acc):
+            ax.grid(alpha=0.3)
+        save(fig, "training_curves.png")
+    steps_default = max((r["time_steps"] for r in rows), default=0)
+    series = sorted({(r["family"], r["mode"]) for r in rows if r["mode"] != "ideal"})
+    if series:
+        fig, ax = plt.subplots(figsize=(5.8, 3.8))
+        for family, mode in series:
+            sel = [r for r in rows if r["family"] == family and r["mode"] == mode and r["t"] > 0]
+            times = sorted({r["t"] for r in sel})
+            steps = max((r["time_steps"] for r in sel), key=lambda s: sum(r["time_steps"] == s for r in sel),
+                        default=steps_default)
+            mean = [summarise(rows, mode=mode, family=family, t=t, time_steps=steps)[0] for t in times]
+            ax.semilogx(times, mean, "o-", label=f"{family}, {mode}")
+        ideal = [r["accuracy"] for r in rows if r["mode"] == "ideal"]
+        if ideal:
+            ax.axhline(max(ideal), color="k", ls=":", lw=0.8, label="ideal (no hardware)")
+        ax.set(xlabel="inference time after programming t (s)", ylabel="test accuracy",
+               title=f"{title}: accuracy vs drift time")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        save(fig, "accuracy_vs_time.png")
+        fig, ax = plt.subplots(figsize=(5.8, 3.8))
+        for family, mode in [("", "ideal"), *series]:
+            sel = [r for r in rows if r["mode"] == mode and (not family or r["family"] == family)]
+            by_steps = {}
+            for r in sel:
+                by_steps.setdefault(r["time_steps"], []).append(r)
+            if mode != "ideal":  # the steps sweep is done at a single read time
+                t_sweep = max({r["t"] for r in sel}, key=lambda t: len({r["time_steps"] for r in sel if r["t"] == t}))
+                by_steps = {s: [r for r in v if r["t"] == t_sweep] for s, v in by_steps.items()}
+            steps = sorted(s for s, v in by_steps.items() if v)
+            acc = [sum(r["accuracy"] for r in by_steps[s]) / len(by_steps[s]) for s in steps]
+            ax.plot(steps, acc, "o-", label="ideal (no hardware)" if mode == "ideal" else f"{family}, {mode}")
+        ax.set(xlabel="time steps T", ylabel="test accuracy", title=f"{title}: accuracy vs time steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "accuracy_vs_time_steps.png")
+    return written
