@@ -7,8 +7,8 @@ JOBS ?= 2
 setup:
 	@bash tools/setup.sh
 
-report: setup  ## the main job: the device report under results/
-	@$(PY) -m training.cli report --out results
+report: setup  ## the main job: the hardware-aware training study under results/study
+	@$(PY) -m training.cli study --out results
 
 test: setup  ## the whole test suite: unit/physics tests and the executed notebooks
 	@$(PY) -m pytest -n $(JOBS) --dist loadgroup tests notebooks --nbmake --nbmake-timeout=900 -q

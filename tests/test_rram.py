@@ -281,3 +281,17 @@ def test_property_read_finite_nonnegative(rows, cols, seed, frac, t):
     g = dev.read(t=t)
     assert g.shape == (rows, cols) and g.dtype == torch.float64
     assert bool(torch.isfinite(g).all()) and bool((g >= 0).all())
+
+
+@pytest.mark.parametrize("side", ["min", "max"])
+def test_integrate_gap_lands_on_a_bound_without_stalling(side):
+    """A gap within half a step of a bound, driven outward, must reach the bound and finish
+    (regression: a midpoint clamped onto the bound had zero velocity and the step crawled)."""
+    p = RRAMParams().gap_params()
+    step = 1e-11
+    if side == "min":
+        gap0, v = p.gap_min + 0.3 * step, 3.0
+    else:
+        gap0, v = p.gap_max - 0.3 * step, -3.0
+    gap = integrate_gap(p, torch.tensor([gap0], dtype=torch.float64), v, 1e-6, max_gap_step=step, max_iter=1000)
+    assert float(gap[0]) == pytest.approx(p.gap_min if side == "min" else p.gap_max, abs=1e-15)

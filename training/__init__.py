@@ -7,3 +7,7 @@ from training.neurons import (IF, LIF, IFCell, IFParameters, IFState, LeakyInteg
                               li_initial_state, li_sequence, li_step, lif_initial_state, lif_sequence, lif_step,
                               membrane_max, membrane_mean, spike_count)
 from training.surrogate import DERIVATIVES, SMOOTH, SURROGATES, get_surrogate
+from training.hardware import HardwareConfig, DeviceNoiseModel, calibrate_noise
+from training.crossbar_linear import CrossbarLinear
+from training.model import NetworkConfig, SpikingMLP
+from training.config import DataConfig, EvalConfig, RunConfig, TrainConfig

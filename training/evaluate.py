@@ -5,9 +5,12 @@ device seed (:meth:`training.SpikingMLP.deploy`), then the same devices are read
 inference time ``t`` (drift, read noise, faults; global drift compensation if configured).
 Every row of the returned tables is a plain dict (CSV/JSON-ready)::
 
-    {"family", "repeat", "mode", "t", "time_steps", "accuracy"}
+    {"family", "repeat", "sweep", "mode", "t", "time_steps", "accuracy"}
 
-``mode`` "ideal" rows (no hardware) have ``t = 0`` and the family of the training config.
+``sweep`` says which study a row belongs to: "time" (accuracy vs inference time at the trained
+number of steps), "steps" (vs the number of time steps at one inference time) or "ideal" (no
+hardware; ``t = 0`` and the family of the training config). The same (t, T) point can appear in
+both sweeps: each is a fresh read of the devices.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def accuracy_vs_time(model: SpikingMLP, split, times, modes=("noisy",), batch_si
         model.set_inference_time(float(t))
         for mode in modes:
             model.set_mode(mode)
-            rows.append({"mode": mode, "t": float(t), "time_steps": model.network.time_steps,
+            rows.append({"sweep": "time", "mode": mode, "t": float(t), "time_steps": model.network.time_steps,
                          "accuracy": accuracy(model, split, batch_size)})
     model.set_mode("noisy")
     return rows
@@ -51,7 +54,7 @@ def accuracy_vs_steps(model: SpikingMLP, split, time_steps, t: float, modes=("no
     for mode in modes:
         model.set_mode(mode)
         for steps in time_steps:
-            rows.append({"mode": mode, "t": float(t), "time_steps": int(steps),
+            rows.append({"sweep": "steps", "mode": mode, "t": float(t), "time_steps": int(steps),
                          "accuracy": accuracy(model, split, batch_size, time_steps=int(steps))})
     model.set_mode("noisy")
     return rows
@@ -66,7 +69,7 @@ def deployment_study(model: SpikingMLP, config: RunConfig, split) -> list[dict]:
     model.undeploy()
     model.set_hardware(hw.replace(mode="ideal", backward="ste"))
     for steps in sorted(set(ev.time_steps) | {config.network.time_steps}):
-        rows.append({"family": hw.family, "repeat": 0, "mode": "ideal", "t": 0.0, "time_steps": steps,
+        rows.append({"family": hw.family, "repeat": 0, "sweep": "ideal", "mode": "ideal", "t": 0.0, "time_steps": steps,
                      "accuracy": accuracy(model, split, config.data.eval_batch_size, time_steps=steps)})
     hw_modes = [m for m in ev.modes if m != "ideal"]
     for family in (hw.family, *[f for f in ev.families if f != hw.family]):
@@ -83,12 +86,13 @@ def deployment_study(model: SpikingMLP, config: RunConfig, split) -> list[dict]:
 
 
 def summarise(rows: list[dict], *, mode: str, family: str, t: float | None = None,
-              time_steps: int | None = None) -> tuple[float, float, int]:
+              time_steps: int | None = None, sweep: str | None = None) -> tuple[float, float, int]:
     """Mean, standard deviation and count of the accuracies matching the filters."""
     import statistics
 
     acc = [r["accuracy"] for r in rows if r["mode"] == mode and r["family"] == family
-           and (t is None or r["t"] == t) and (time_steps is None or r["time_steps"] == time_steps)]
+           and (t is None or r["t"] == t) and (time_steps is None or r["time_steps"] == time_steps)
+           and (sweep is None or r.get("sweep") == sweep)]
     if not acc:
         return float("nan"), float("nan"), 0
     return statistics.fmean(acc), (statistics.stdev(acc) if len(acc) > 1 else 0.0), len(acc)
@@ -126,16 +130,13 @@ def plot_run(history: list[dict], rows: list[dict], out_dir, title: str = "") ->
         for ax in (ax_loss, ax_acc):
             ax.grid(alpha=0.3)
         save(fig, "training_curves.png")
-    steps_default = max((r["time_steps"] for r in rows), default=0)
     series = sorted({(r["family"], r["mode"]) for r in rows if r["mode"] != "ideal"})
     if series:
         fig, ax = plt.subplots(figsize=(5.8, 3.8))
         for family, mode in series:
-            sel = [r for r in rows if r["family"] == family and r["mode"] == mode and r["t"] > 0]
+            sel = [r for r in rows if r["family"] == family and r["mode"] == mode and r.get("sweep") == "time"]
             times = sorted({r["t"] for r in sel})
-            steps = max((r["time_steps"] for r in sel), key=lambda s: sum(r["time_steps"] == s for r in sel),
-                        default=steps_default)
-            mean = [summarise(rows, mode=mode, family=family, t=t, time_steps=steps)[0] for t in times]
+            mean = [summarise(rows, mode=mode, family=family, t=t, sweep="time")[0] for t in times]
             ax.semilogx(times, mean, "o-", label=f"{family}, {mode}")
         ideal = [r["accuracy"] for r in rows if r["mode"] == "ideal"]
         if ideal:
@@ -147,14 +148,12 @@ def plot_run(history: list[dict], rows: list[dict], out_dir, title: str = "") ->
         save(fig, "accuracy_vs_time.png")
         fig, ax = plt.subplots(figsize=(5.8, 3.8))
         for family, mode in [("", "ideal"), *series]:
-            sel = [r for r in rows if r["mode"] == mode and (not family or r["family"] == family)]
+            sel = [r for r in rows if r["mode"] == mode and (not family or r["family"] == family)
+                   and r.get("sweep") in ("ideal", "steps")]
             by_steps = {}
             for r in sel:
                 by_steps.setdefault(r["time_steps"], []).append(r)
-            if mode != "ideal":  # the steps sweep is done at a single read time
-                t_sweep = max({r["t"] for r in sel}, key=lambda t: len({r["time_steps"] for r in sel if r["t"] == t}))
-                by_steps = {s: [r for r in v if r["t"] == t_sweep] for s, v in by_steps.items()}
-            steps = sorted(s for s, v in by_steps.items() if v)
+            steps = sorted(by_steps)
             acc = [sum(r["accuracy"] for r in by_steps[s]) / len(by_steps[s]) for s in steps]
             ax.plot(steps, acc, "o-", label="ideal (no hardware)" if mode == "ideal" else f"{family}, {mode}")
         ax.set(xlabel="time steps T", ylabel="test accuracy", title=f"{title}: accuracy vs time steps")
