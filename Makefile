@@ -11,7 +11,7 @@ report: setup  ## the main job: the hardware-aware training study under results/
 	@$(PY) -m training.cli study --out results
 
 test: setup  ## the whole test suite: unit/physics tests and the executed notebooks
-	@$(PY) -m pytest -n $(JOBS) --dist loadgroup tests notebooks --nbmake --nbmake-timeout=900 -q
+	@OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup tests notebooks --nbmake --nbmake-timeout=900 -q
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -9,5 +9,6 @@ from training.neurons import (IF, LIF, IFCell, IFParameters, IFState, LeakyInteg
 from training.surrogate import DERIVATIVES, SMOOTH, SURROGATES, get_surrogate
 from training.hardware import HardwareConfig, DeviceNoiseModel, calibrate_noise
 from training.crossbar_linear import CrossbarLinear
+from training.crossbar_conv import CrossbarConv2d
 from training.model import NetworkConfig, SpikingMLP
 from training.config import DataConfig, EvalConfig, RunConfig, TrainConfig
