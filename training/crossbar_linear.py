@@ -124,9 +124,11 @@ class CrossbarLinear(nn.Module):
         tr, half = self.hardware.tile_rows, self.hardware.tile_cols // 2
         return nn.functional.pad(w, (0, self.n_col_tiles * half - w.shape[1], 0, self.n_row_tiles * tr - w.shape[0]))
 
-    def target_conductances(self, w: Tensor | None = None) -> Tensor:
-        """Interleaved, padded target conductances (S, float64): ``(rows_padded, 2 outs_padded)``."""
-        w = self._padded((self.array_weights() if w is None else w).to(torch.float64))
+    def target_conductances(self, w: Tensor | None = None, *, padded: bool = True) -> Tensor:
+        """Interleaved target conductances (S, float64): ``(rows_padded, 2 outs_padded)``, or only
+        the used cells ``(in+1, 2 out)`` with ``padded=False`` (unused cells sit at ``g_min``)."""
+        w = (self.array_weights() if w is None else w).to(torch.float64)
+        w = self._padded(w) if padded else w
         g_pos, g_neg = self.mapping.to_conductances(w, clip=True)
         return torch.stack((g_pos, g_neg), dim=-1).reshape(w.shape[0], 2 * w.shape[1])
 
@@ -138,6 +140,11 @@ class CrossbarLinear(nn.Module):
     def _tile(self, g: Tensor, r: int, c: int) -> Tensor:
         tr, tc = self.hardware.tile_rows, self.hardware.tile_cols
         return g[r * tr:(r + 1) * tr, c * tc:(c + 1) * tc]
+
+    def _used(self, r: int, c: int) -> tuple[int, int]:
+        """Rows and columns of tile (r, c) that hold weights (a top-left block; the rest is padding)."""
+        tr, tc = self.hardware.tile_rows, self.hardware.tile_cols
+        return min(tr, self.n_rows - r * tr), min(tc, 2 * self.out_features - c * tc)
 
     # ------------------------------------------------------------------ deployment
     @property
@@ -158,7 +165,8 @@ class CrossbarLinear(nn.Module):
                 dev = hw.probe_device(self._tile(target, r, c).shape, seed=hw.seed + 10_007 * (self.layer_id + 1) + k)
                 results.append(dev.program(self._tile(target, r, c).to(dev.dtype), verify=hw.program_verify,
                                            tolerance=hw.verify_tolerance, max_pulses=hw.max_pulses, clip=True))
-                refs.append(float(dev.read(0.0).sum()))  # calibration read right after programming
+                n_r, n_c = self._used(r, c)  # calibration read of the weight cells right after programming
+                refs.append(float(dev.read(0.0)[:n_r, :n_c].sum()))
                 self._devices.append(dev)
         self._g_reference = refs
         self.set_inference_time(t_inference)
@@ -178,8 +186,9 @@ class CrossbarLinear(nn.Module):
             for c in range(self.n_col_tiles):
                 k = r * self.n_col_tiles + c
                 g = self._devices[k].read(float(t)).to(torch.float64)
-                if self.hardware.drift_compensation:
-                    g_sum = float(g.sum())
+                if self.hardware.drift_compensation:  # alpha from the weight cells (not the padding)
+                    n_r, n_c = self._used(r, c)
+                    g_sum = float(g[:n_r, :n_c].sum())
                     g = g * (self._g_reference[k] / g_sum) if g_sum > 0 else g
                 row.append(g)
             rows.append(torch.cat(row, dim=1))
@@ -192,11 +201,12 @@ class CrossbarLinear(nn.Module):
         self._circuit_cache = None
 
     # ------------------------------------------------------------------ effective weights
-    def _noisy_conductances(self) -> Tensor:
-        """Realised conductances (S): deployed devices, or a training-noise draw."""
+    def _noisy_conductances(self, padded: bool = True) -> Tensor:
+        """Realised conductances (S): deployed devices, or a training-noise draw — of the whole
+        padded arrays, or (``padded=False``, enough for the noisy matmul) of the weight cells."""
         if self._g_deployed is not None:
             return self._g_deployed
-        g = self.target_conductances().detach()
+        g = self.target_conductances(padded=padded).detach()
         if self.hardware.train_noise == 0:
             return g
         if self._noise_model is None:
@@ -228,10 +238,10 @@ class CrossbarLinear(nn.Module):
         w_c = self.array_weights()
         if hw.mode == "ideal":
             return w_c
-        g = self._noisy_conductances()
         if hw.mode == "noisy" or not self._is_linear_circuit():
-            w_real = self.weights_from_conductances(g).to(w_c.dtype)
+            w_real = self.weights_from_conductances(self._noisy_conductances(padded=False)).to(w_c.dtype)
             return w_c + (w_real - w_c).detach()
+        g = self._noisy_conductances()
         # circuit mode, linear tiles
         if not self.training or self._g_deployed is not None:
             key = g if self._g_deployed is not None else None
@@ -317,10 +327,10 @@ class CrossbarLinear(nn.Module):
         """Per-tile outputs of nonlinear tiles: Newton solve per input (no gradient through the
         circuit: straight-through to the noisy weights)."""
         hw = self.hardware
-        w_noisy = self._padded(self.weights_from_conductances(self._noisy_conductances()).to(x2.dtype))
+        g = self._noisy_conductances()  # one draw for the circuit and its straight-through weights
+        w_noisy = self._padded(self.weights_from_conductances(g).to(x2.dtype))
         w_c = self._padded(self.array_weights())
         w_ste = w_c + (w_noisy - w_c).detach()
-        g = self._noisy_conductances()
         cfg = hw.crossbar_config()
         v_unit = hw.v_read / hw.x_max
         xp = nn.functional.pad(x2, (0, self.n_row_tiles * hw.tile_rows - x2.shape[1]))

@@ -30,7 +30,8 @@ devices by ``g_max`` / ``g_min``; draws below 0 S are clipped to 0 S. Stuck devi
 Deployment (evaluation) uses real devices: every tile is programmed once with the family's
 ``program()`` (write-verify optional) and read at each inference time ``t`` with drift, read
 noise and faults; ``drift_compensation`` rescales each tile's output by the global factor
-``alpha = sum G_ref / sum G(t)`` of a calibration read (aihwkit's ``GlobalDriftCompensation``;
+``alpha = sum G_ref / sum G(t)`` of a calibration read of the tile's weight cells (the
+padding of partly used tiles is left out; aihwkit's ``GlobalDriftCompensation``;
 Joshi et al., Nat. Commun. 11, 2473 (2020)).
 """
 from __future__ import annotations

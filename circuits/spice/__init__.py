@@ -22,3 +22,8 @@ __all__ = ["crossbar_netlist", "crossbar_transient_netlist", "export_crossbar", 
            "device_iv", "rram_cell", "Netlist", "NetlistError", "DIALECTS", "run_netlist", "SpiceResult",
            "NgspiceNotFoundError", "SpiceSimulationError", "find_libngspice", "validate", "ValidationReport",
            "spice_solution", "TOL_LINEAR", "TOL_NONLINEAR"]
+from .neuron_export import mif_netlist, network_netlist, oscillator_netlist, volatile_subcircuit  # noqa: E402
+from .neuron_validate import NeuronValidationReport, validate_network, validate_neuron  # noqa: E402
+
+__all__ += ["mif_netlist", "oscillator_netlist", "network_netlist", "volatile_subcircuit", "validate_neuron",
+            "validate_network", "NeuronValidationReport"]

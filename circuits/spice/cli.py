@@ -5,6 +5,10 @@
 * ``xbar spice validate --rows 8 --cols 8 [--tolerance T] [--json FILE]`` — memxbar vs ngspice;
   prints the :class:`~circuits.spice.validate.ValidationReport` summary and exits with 0 when
   it passed, 1 when it did not, 2 on bad arguments or a missing/failing ngspice.
+* ``xbar spice validate-neuron --kind mif|oscillator [--amplitude A] [--t-stop T] [--waveform dc|pulses]
+  [--json FILE]`` — a memristive neuron (torch) vs ngspice under a DC step or a pulse train of
+  input current; prints the :class:`~circuits.spice.neuron_validate.NeuronValidationReport`
+  summary, exit codes as for ``validate``.
 
 The array: conductances ``G_ij ~ U(g_min, g_max)`` (S) and inputs ``v_i ~ U(0, v_max)`` (V),
 both drawn from ``torch.Generator().manual_seed(seed)`` (conductances first), so a seed always
@@ -121,6 +125,73 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+#: ``validate-neuron`` defaults per kind: amplitude (A), window (s), waveform sample step (s)
+_NEURON_DEFAULTS = {"mif": (20e-6, 100e-6, 1e-6), "oscillator": (200e-6, 10e-6, 0.1e-6)}
+
+
+def neuron_waveform(args: argparse.Namespace):
+    """``(i_in, dt)``: the input current samples (A) of ``validate-neuron``'s options.
+
+    ``dc``: ``amplitude`` from t = 0; ``pulses``: ``amplitude`` for ``width`` s at the start of
+    every ``period`` s (defaults ``t_stop/4`` and ``0.4 period``), 0 A in between.
+    """
+    amp, t_stop, dt = _NEURON_DEFAULTS[args.kind]
+    amp = amp if args.amplitude is None else args.amplitude
+    t_stop = t_stop if args.t_stop is None else args.t_stop
+    dt = dt if args.dt is None else args.dt
+    n = round(t_stop / dt)
+    if n < 1 or abs(n * dt - t_stop) > 1e-9 * t_stop:
+        raise ValueError(f"--t-stop must be a whole number of --dt steps (dt = {dt:g} s), got {t_stop:g} s")
+    t = dt * torch.arange(n, dtype=F64)
+    if args.waveform == "dc":
+        return torch.full((n,), amp, dtype=F64), dt
+    period = t_stop / 4 if args.period is None else args.period
+    width = 0.4 * period if args.width is None else args.width
+    if not width < period:
+        raise ValueError(f"--width must be < --period ({period:g} s), got {width:g} s")
+    on = torch.remainder(t + 0.5 * dt, period) < width
+    return torch.where(on, torch.tensor(amp, dtype=F64), torch.tensor(0.0, dtype=F64)), dt
+
+
+def _cmd_validate_neuron(args: argparse.Namespace) -> int:
+    from .crossbar_export import write_atomic
+    from .ngspice import NgspiceNotFoundError, SpiceSimulationError
+    from .neuron_validate import validate_neuron
+
+    i_in, dt = neuron_waveform(args)
+    try:
+        report = validate_neuron(args.kind, i_in, dt, dt_sim=args.dt_sim, v0=args.v0,
+                                 spike_tolerance=args.spike_tolerance, membrane_tolerance=args.membrane_tolerance,
+                                 backend=args.backend)
+    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
+        print(f"xbar spice validate-neuron: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if args.json is not None:
+        settings = {k: val for k, val in vars(args).items() if k not in ("func", "command", "spice_command")}
+        write_atomic(args.json, json.dumps({"report": report.as_dict(), "settings": settings}, indent=2) + "\n")
+    return 0 if report.passed else 1
+
+
+def _add_neuron_parser(sub) -> None:
+    p = sub.add_parser("validate-neuron", help="compare a memristive neuron (torch) with ngspice")
+    p.add_argument("--kind", choices=("mif", "oscillator"), default="mif", help="neuron model (default mif)")
+    p.add_argument("--amplitude", type=_real, default=None,
+                   help="input current, A (default 20e-6 for mif, 200e-6 for oscillator)")
+    p.add_argument("--t-stop", type=_positive, default=None, help="window, s (default 100e-6 mif, 10e-6 oscillator)")
+    p.add_argument("--dt", type=_positive, default=None, help="waveform sample step, s (default 1e-6 / 0.1e-6)")
+    p.add_argument("--waveform", choices=("dc", "pulses"), default="dc", help="DC step or pulse train (default dc)")
+    p.add_argument("--period", type=_positive, default=None, help="pulse period, s (default t_stop/4)")
+    p.add_argument("--width", type=_positive, default=None, help="pulse width, s (default 0.4 period)")
+    p.add_argument("--dt-sim", type=_positive, default=None, help="torch step, dt/n (default 50 ns / 0.25 ns)")
+    p.add_argument("--v0", type=_real, default=0.0, help="initial membrane voltage, V (default 0)")
+    p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
+    p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    p.set_defaults(func=_cmd_validate_neuron)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``spice`` command (with ``export`` and ``validate``) to an argparse sub-parser set."""
     spice = subparsers.add_parser("spice", help="export crossbars as SPICE netlists / validate against ngspice")
@@ -140,4 +211,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     check.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
     check.add_argument("--ngspice", default="ngspice", help="ngspice executable for the batch backend")
     check.set_defaults(func=_cmd_validate)
+    _add_neuron_parser(sub)
     return spice

@@ -1,0 +1,193 @@
+"""Memristive neurons and a small fully memristive network against ngspice; netlist safety; CLI.
+
+The ngspice tests share one xdist group (libngspice is a process singleton; run with
+``--dist loadgroup``). Targets: spike times within 1 % of the window, membrane voltage within
+1 % of its swing (the oscillator's membrane: see its test).
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from circuits.neurons.mif import MIFParameters
+from circuits.neurons.oscillator import oscillator_period
+from circuits.spice.netlist import Netlist, NetlistError
+from circuits.spice.neuron_export import (mif_netlist, network_netlist, oscillator_netlist, pwl_points,
+                                          volatile_instance, volatile_subcircuit)
+from circuits.spice.neuron_validate import (default_network, network_forward, threshold_crossings, validate_network,
+                                            validate_neuron)
+from circuits.spice.ngspice import run_netlist
+from devices.volatile import SwitchParameters
+from training.cli import main as xbar_main
+
+ngspice = pytest.mark.xdist_group("ngspice")
+DT = 1e-6  # s, waveform sample step of the MIF tests (the MIF paper's step)
+N = 100  # samples: a 100 µs window
+
+
+def pulse_train(amplitude: float, period: int = 25, width: int = 10) -> np.ndarray:
+    """``amplitude`` A for ``width`` samples at the start of every ``period`` samples."""
+    k = np.arange(N)
+    return np.where(k % period < width, amplitude, 0.0)
+
+
+# ------------------------------------------------------------------------ MIF neuron
+@ngspice
+def test_mif_dc_step_matches_ngspice():
+    rep = validate_neuron("mif", np.full(N, 20e-6), DT, spike_level=0.1)
+    assert rep.passed, rep.summary()
+    assert rep.max_membrane_err <= 3e-3 and rep.max_spike_time_err <= 1e-3  # measured 5e-4, 1e-7
+    # physics: the membrane overshoots past v_on = 110 mV (M1 turns ON) and repolarises
+    assert 0.18 < rep.swing < 0.3
+    assert len(rep.spike_times_spice["mif"]) == 1
+
+
+@ngspice
+def test_mif_pulse_train_matches_ngspice():
+    rep = validate_neuron("mif", pulse_train(30e-6), DT, spike_level=0.1)
+    assert rep.passed, rep.summary()
+    spikes = rep.spike_times_spice["mif"]
+    assert len(spikes) == 4  # one graded spike per pulse, each shortly after its onset
+    assert np.allclose(spikes, [0, 25e-6, 50e-6, 75e-6], atol=2e-6)
+    # measured 1.3e-3 and 6e-6; a 5 mV (10 %) error in E2 alone gives 9e-3, inside the 1 % target
+    assert rep.max_membrane_err <= 3e-3 and rep.max_spike_time_err <= 1e-3
+
+
+@ngspice
+def test_forward_euler_at_paper_step_fails_where_exact_update_holds():
+    """Δt = 1 µs, the MIF paper's parameters: G_on Δt / C = 10, so Euler's factor 1 − G Δt/C < −1."""
+    i_in = np.full(N, 20e-6)
+    exact = validate_neuron("mif", i_in, DT, dt_sim=DT, spike_level=0.1)
+    euler = validate_neuron("mif", i_in, DT, dt_sim=DT, method="euler", spike_level=0.1)
+    assert exact.max_membrane_err <= 0.01 and exact.max_spike_time_err <= 0.01, exact.summary()
+    assert exact.passed
+    assert not euler.passed
+    assert not math.isfinite(euler.max_membrane_err) or euler.max_membrane_err > 1.0, euler.summary()
+
+
+# ------------------------------------------------------------------------ oscillator
+@ngspice
+def test_oscillator_dc_period_matches_ngspice():
+    """400 µA DC from the reset level v_lo = 0.72 V: tonic spiking with a ≈ 1 µs period."""
+    rep = validate_neuron("oscillator", np.full(40, 400e-6), 0.1e-6, dt_sim=0.5e-9, v0=0.72)
+    spikes = rep.spike_times_spice["oscillator"]
+    assert len(spikes) >= 3
+    assert rep.period_rel_err <= 0.01 and rep.max_spike_time_err <= 0.01, rep.summary()
+    # the regenerative switch fires a few k_th before the ideal threshold: period ≈ 4 % below the formula
+    ideal = float(oscillator_period(400e-6))
+    assert 0.9 * ideal < rep.period_spice < ideal
+    # the torch step freezes the thresholds over a half step (first order in Δt): the period error
+    # accumulates into a time shift on the steep discharge, so the membrane error is a few % here
+    assert rep.max_membrane_err < 0.05, rep.summary()
+
+
+# ------------------------------------------------------------------------ network
+@ngspice
+def test_network_matches_ngspice():
+    rep = validate_network(seed=0, spike_level=0.1)
+    assert rep.passed, rep.summary()
+    assert set(rep.spike_times_spice) == {"l1_0", "l1_1", "l1_2", "l2_0", "l2_1"}
+    assert all(len(t) >= 2 for t in rep.spike_times_spice.values())  # both layers spike repeatedly
+    assert rep.swing > 0.3
+    assert rep.max_membrane_err <= 3e-3  # measured 6e-4
+
+
+@ngspice
+def test_network_mismatch_is_detected():
+    """A 5 % error in the torch side's mirror gain must show up against ngspice."""
+    crossbars, v_in, dt = default_network(0)
+    res = run_netlist(network_netlist(crossbars, v_in, dt, current_gain=1.0, max_step=50e-9).render())
+    t, (v1, _) = network_forward(crossbars, v_in, dt, current_gain=1.05, substeps=10)
+    ref = np.interp(t, res["time"], res["mem_l1_0"])
+    assert np.abs(v1[:, 0] - ref).max() / np.ptp(res["mem_l1_0"]) > 0.01
+
+
+def test_network_netlist_wiring_is_deterministic():
+    crossbars, v_in, dt = default_network(0)
+    text = network_netlist(crossbars, v_in, dt, current_gain=2.0, v_gain=0.5).render()
+    assert text == network_netlist(crossbars, v_in, dt, current_gain=2.0, v_gain=0.5).render()
+    for card in ("Vsense_l1_0 sense_l1_0 0 DC 0", "Fmir_l1_0 0 mem_l1_0 Vsense_l1_0 2",
+                 "Ebuf_l2_2 in_l2_2 0 mem_l1_2 0 0.5", "Xm1_l2_1 mem_l2_1 rev1 x1_l2_1 mss_m1",
+                 ".subckt xbar_l1 in_0 in_1 in_2 in_3 sense_0 sense_1 sense_2"):
+        assert card in text, card
+    with pytest.raises(ValueError, match="rows"):
+        network_netlist(crossbars[::-1], v_in, dt)
+
+
+# ------------------------------------------------------------------------ netlist safety and inputs
+def test_pwl_edges_carry_the_charge_of_ideal_steps():
+    values = np.array([0.0, 3.0, 3.0, -1.0, 2.0, 2.0])
+    pts = np.array(pwl_points(values, 1e-6, edge=0.3e-6))
+    charge = np.trapezoid(pts[:, 1], pts[:, 0])
+    assert charge == pytest.approx(values.sum() * 1e-6, rel=1e-12)
+    assert np.all(np.diff(pts[:, 0]) > 0)
+    with pytest.raises(ValueError, match="edge"):
+        pwl_points(values, 1e-6, edge=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["x 0", "x;shell rm", "1x", "x\n.control", "a.b", ""])
+def test_bad_names_are_rejected(bad):
+    net = Netlist("t")
+    with pytest.raises(NetlistError):
+        volatile_subcircuit(net, bad, SwitchParameters())
+    volatile_subcircuit(net, "mss", SwitchParameters())
+    with pytest.raises(NetlistError):
+        volatile_instance(net, "m1", "a", "0", bad, "mss", 0.1)
+
+
+def test_nan_and_out_of_range_values_are_refused():
+    i_ok = np.full(5, 1e-6)
+    with pytest.raises(ValueError, match="i_in"):
+        mif_netlist(np.array([1e-6, np.nan]), DT)
+    with pytest.raises(ValueError, match="dt"):
+        mif_netlist(i_ok, float("nan"))
+    with pytest.raises(ValueError):
+        mif_netlist(i_ok, DT, v0=float("nan"))
+    with pytest.raises(ValueError, match="x0"):
+        mif_netlist(i_ok, DT, x0=1.5)
+    with pytest.raises(ValueError, match="r_on"):
+        volatile_subcircuit(Netlist("t"), "mss", SwitchParameters(r_on=float("nan")))
+    with pytest.raises(ValueError, match="c2c_sigma"):
+        volatile_subcircuit(Netlist("t"), "mss", SwitchParameters(c2c_sigma=0.1))
+    with pytest.raises(ValueError, match="per-device"):
+        volatile_subcircuit(Netlist("t"), "mss", SwitchParameters(v_on=torch.tensor([0.1, 0.12])))
+    with pytest.raises(ValueError, match="c"):
+        mif_netlist(i_ok, DT, MIFParameters(c=-1e-10))
+    crossbars, v_in, dt = default_network(0)
+    with pytest.raises(ValueError, match="current_gain"):
+        network_netlist(crossbars, v_in, dt, current_gain=float("nan"))
+    with pytest.raises(ValueError, match="kind"):
+        validate_neuron("lif", i_ok, DT)
+    with pytest.raises(ValueError, match="method"):
+        validate_neuron("oscillator", i_ok, DT, method="euler")
+    with pytest.raises(ValueError, match="dt_sim"):
+        validate_neuron("mif", i_ok, DT, dt_sim=0.3e-6)
+
+
+def test_oscillator_netlist_and_xyce_render():
+    net = oscillator_netlist(np.full(3, 1e-4), 1e-7)
+    text = net.render()
+    assert "Xsw mem load xsw mss_sw" in text and "Rload load 0 100" in text and "abs(" in text
+    assert "stp(" not in net.render("xyce")  # no u() in these expressions
+
+
+def test_threshold_crossings_interpolate():
+    assert threshold_crossings([0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 0.0, 4.0], 1.0) == pytest.approx([0.5, 2.25])
+
+
+# ------------------------------------------------------------------------ CLI
+@ngspice
+def test_cli_validate_neuron(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    code = xbar_main(["spice", "validate-neuron", "--kind", "mif", "--amplitude", "20e-6", "--t-stop", "100e-6",
+                      "--dt-sim", "1e-7", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.startswith("PASS mif")
+    report = json.loads(out.read_text())["report"]
+    assert report["passed"] and report["max_membrane_err"] <= 0.01
+    assert xbar_main(["spice", "validate-neuron", "--t-stop", "2.5e-6", "--dt", "1e-6"]) == 2
+    with pytest.raises(SystemExit):
+        xbar_main(["spice", "validate-neuron", "--kind", "lif"])
