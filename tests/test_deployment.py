@@ -38,3 +38,9 @@ def test_noisy_training_draws_are_seeded_and_only_touch_weight_cells():
     wa, wb = a.effective_weights(), b.effective_weights()
     assert torch.equal(wa, wb) and wa.shape == (5, 6)
     assert not torch.equal(a.effective_weights(), wa)  # a fresh draw per forward pass
+
+
+def test_exact_backward_needs_linear_tiles():
+    with pytest.raises(ValueError, match="backward='exact' needs linear tiles"):
+        HardwareConfig(mode="circuit", backward="exact", crossbar={"topology": "1S1R"})
+    HardwareConfig(mode="circuit", backward="exact", crossbar={"topology": "1T1R"})  # linear switch: fine

@@ -131,7 +131,10 @@ class EvalConfig:
 
     def __post_init__(self):
         for name in ("modes", "times", "time_steps", "families"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"evaluate.{name} must be a list (e.g. [{value!r}]), got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         for m in self.modes:
             if m not in ("ideal", "noisy", "circuit"):
                 raise ValueError(f"evaluate.modes entries must be 'ideal', 'noisy' or 'circuit', got {m!r}")

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import torch
 
 import devices
-from xbar import ADC, DAC, TIA, CrossbarConfig, DifferentialMapping
+from xbar import ADC, DAC, TIA, Crossbar, CrossbarConfig, DifferentialMapping
 
 Tensor = torch.Tensor
 
@@ -173,7 +173,10 @@ class HardwareConfig:
             raise ValueError(f"tile_cols must be even (each output uses a pair of columns), got {self.tile_cols}")
         if not isinstance(self.crossbar, dict):
             raise ValueError(f"crossbar must be a table of CrossbarConfig fields, got {self.crossbar!r}")
-        self.crossbar_config()  # validates the fields
+        xbar_cfg = self.crossbar_config()  # validates the fields
+        if self.backward == "exact" and not Crossbar(torch.ones(1, 1, dtype=torch.float64), config=xbar_cfg).is_linear:
+            raise ValueError("backward='exact' needs linear tiles (0T1R, or 1T1R with a linear transistor); "
+                             f"topology {xbar_cfg.topology!r} with these options is nonlinear: use backward='ste'")
         if self.dac_bits is not None:
             _int("dac_bits", self.dac_bits, 1, 32)
         _real("x_max", self.x_max, 0.0, low_open=True)
@@ -187,6 +190,8 @@ class HardwareConfig:
         _real("train_t_read", self.train_t_read, 0.0)
         _int("calibration_levels", self.calibration_levels, 2, 1025)
         _int("calibration_devices", self.calibration_devices, 1, 1 << 20)
+        if self.g_min is not None and self.g_max is not None:
+            self.probe_device()  # unknown device_params raise here even when the window is explicit
         g_lo, g_hi = self.window()
         if not g_hi > g_lo:
             raise ValueError(f"g_max must be > g_min, got g_min={g_lo:g} S, g_max={g_hi:g} S")
@@ -199,7 +204,11 @@ class HardwareConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "HardwareConfig":
-        """Build from a table; unknown keys raise naming the allowed ones."""
+        """Build from a table; unknown keys raise naming the allowed ones. TOML has no null: the
+        string ``"none"`` stands for None (e.g. ``dac_bits = "none"``: ideal inputs)."""
+        if not isinstance(values, dict):
+            raise ValueError(f"[hardware] must be a table, got {values!r}")
+        values = none_from_strings(values)
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - allowed)
         if unknown:
@@ -256,6 +265,11 @@ class HardwareConfig:
         return {"family": self.family, "preset": self.preset, "seed": self.seed + seed_offset,
                 "verify": self.program_verify, "tolerance": self.verify_tolerance,
                 "max_pulses": self.max_pulses, "t_read": 0.0, "params": dict(self.device_params)}
+
+
+def none_from_strings(values: dict) -> dict:
+    """Map the string ``"none"`` (any case) to None in a config table (TOML has no null)."""
+    return {k: (None if isinstance(v, str) and v.lower() == "none" else v) for k, v in values.items()}
 
 
 # ====================================================================== training noise model

@@ -10,6 +10,15 @@ Per time step ``t`` (time-major sequences ``(T, batch, features)``)::
 The linear layers act on whole sequences at once (their weights do not change within an
 inference, as on a chip); the neurons step through time (:mod:`training.neurons`).
 :class:`NetworkConfig` holds the architecture as plain values.
+
+With ``neuron = "mif"`` or ``"oscillator"`` the network is fully memristive
+(:mod:`training.memristive`): every layer, the output included, is a layer of memristive
+neurons driven by its crossbar's column currents, the next crossbar's rows are driven by the
+membrane voltages, the logits are the output membranes' mean or peak voltage, and gradients flow
+through the exact device dynamics (no surrogate)::
+
+    v_l = neuron_l(current_gain · y_l · v_unit · s),  x_{l+1} = row_gain · (v_l − v_row_ref) / v_unit,
+    logits = mean_t|max_t v_L / readout_scale
 """
 from __future__ import annotations
 
@@ -21,12 +30,14 @@ from torch import nn
 
 from .crossbar_linear import CrossbarLinear
 from .encoding import direct_encode, latency_encode, rate_encode
-from .hardware import HardwareConfig
+from .hardware import HardwareConfig, none_from_strings
+from .memristive import (MEMRISTIVE_NEURONS, build_neurons, layer_hardware, memristive_forward, neuron_generator,
+                         validate_memristive_options)
 from .neurons import IF, LIF, IFParameters, LeakyIntegrator, LIFParameters, LIParameters, membrane_max, membrane_mean
 
 ENCODINGS = ("direct", "rate", "latency")
 READOUTS = ("max", "mean")
-NEURONS = ("lif", "if")
+NEURONS = ("lif", "if", *MEMRISTIVE_NEURONS)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,17 @@ class NetworkConfig:
     The weights on the crossbar are bounded by ``HardwareConfig.w_max`` (1 by default), so the
     gain of a layer lives in the neurons: the defaults (``v_th = 0.2``, ``input_scale = 5``, no
     synaptic filter, 20 steps of 1 ms) train the Yin-Yang task to > 96 % in about 20 epochs.
+
+    Memristive neurons (``neuron = "mif" | "oscillator"``, :mod:`training.memristive`): ``dt``
+    is the neuron step (MIF ≤ 10 µs, e.g. 1e-6; oscillator ≤ 10 ns) and each sample lasts
+    ``time_steps`` steps; current_gain: column-current → membrane-current gain (default 10 makes
+    the default MIF neurons switch for typical PCM-window inputs); row_gain, v_row_ref (V):
+    next-row voltage = row_gain · (v − v_row_ref); readout_scale: V per logit unit of the output
+    membranes' ``readout`` ("mean" or "max" over time); neuron_params: options of the neuron class (MIF: c, e1, e2,
+    v_spike, v_init, x_init, device_preset, device_overrides, d2d, c2c_sigma, splitting, seed;
+    oscillator: c, r_load, g_leak, x_spike, v_init, device_preset, device_overrides, d2d,
+    c2c_sigma, seed). The LIF-only fields (tau_mem, surrogate, readout_tau_*, ...) are unused
+    then; the memristive fields are unused by "lif"/"if" (``neuron_params`` must be empty).
     """
 
     hidden: tuple = (120,)
@@ -64,9 +86,16 @@ class NetworkConfig:
     dt: float = 1e-3
     input_scale: float = 5.0
     bias: bool = True
+    current_gain: float = 10.0
+    row_gain: float = 1.0
+    v_row_ref: float = 0.0
+    readout_scale: float = 0.01
+    neuron_params: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.hidden, (list, tuple)):
+            raise ValueError(f"hidden must be a list of layer widths (e.g. [120]), got {self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty list of layer widths >= 1, got {list(self.hidden)}")
@@ -82,6 +111,17 @@ class NetworkConfig:
             raise ValueError(f"unknown network option(s) {sorted(self.extra)}")
         self.lif_parameters().validate()
         self.li_parameters().validate()
+        if self.memristive:
+            validate_memristive_options(self.neuron, self.dt, self.current_gain, self.row_gain, self.readout_scale,
+                                        self.neuron_params, self.v_row_ref)
+        elif self.neuron_params:
+            raise ValueError(f"neuron_params applies only to neuron in {list(MEMRISTIVE_NEURONS)}, "
+                             f"got neuron={self.neuron!r} with {sorted(self.neuron_params)}")
+
+    @property
+    def memristive(self) -> bool:
+        """True for fully memristive neurons ("mif", "oscillator")."""
+        return self.neuron in MEMRISTIVE_NEURONS
 
     def lif_parameters(self) -> LIFParameters:
         return LIFParameters(tau_mem=self.tau_mem, tau_syn=self.tau_syn, v_th=self.v_th, reset=self.reset,
@@ -102,6 +142,9 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":
+        if not isinstance(values, dict):
+            raise ValueError(f"[network] must be a table, got {values!r}")
+        values = none_from_strings(values)
         allowed = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         unknown = sorted(set(values) - allowed)
         if unknown:
@@ -123,16 +166,24 @@ class SpikingMLP(nn.Module):
         self.layers = nn.ModuleList(CrossbarLinear(a, b, bias=net.bias, hardware=self._layer_hardware(hardware, k),
                                                    layer_id=k)
                                     for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
+        self.encode_generator = torch.Generator().manual_seed(12345)
+        if net.memristive:  # hidden and output neurons are memristive; no LI readout
+            self.neurons = build_neurons(net.neuron, widths[1:], net.dt, net.neuron_params)
+            self.readout = None
+            self.neuron_generator = neuron_generator(net.neuron_params)
+            return
         neuron = (lambda: LIF(net.lif_parameters(), dt=net.dt)) if net.neuron == "lif" else \
             (lambda: IF(net.if_parameters()))
         self.neurons = nn.ModuleList(neuron() for _ in net.hidden)
         self.readout = LeakyIntegrator(net.li_parameters(), dt=net.dt)
-        self.encode_generator = torch.Generator().manual_seed(12345)
 
     # -------------------------------------------------------------- hardware
     def _layer_hardware(self, hardware: HardwareConfig, k: int) -> HardwareConfig:
         """Layer ``k``'s options: ``x_max`` is the full scale of a unit input (a spike); the first
-        layer's DAC spans the encoded input, ``input_scale·x_max`` for direct encoding."""
+        layer's DAC spans the encoded input, ``input_scale·x_max`` for direct encoding. Memristive
+        networks: :func:`training.memristive.layer_hardware` (no ADC; no DAC after layer 0)."""
+        if self.network.memristive:
+            return layer_hardware(hardware, k, self.network.encoding, self.network.input_scale)
         if k == 0 and self.network.encoding == "direct" and self.network.input_scale != 1.0:
             return hardware.replace(x_max=hardware.x_max * self.network.input_scale)
         return hardware
@@ -173,13 +224,23 @@ class SpikingMLP(nn.Module):
     def forward(self, x: torch.Tensor, time_steps: int | None = None) -> torch.Tensor:
         steps = self.network.time_steps if time_steps is None else time_steps
         s = self.encode(x, steps)
+        net = self.network
+        if net.memristive:
+            return memristive_forward(self.layers, self.neurons, s, current_gain=net.current_gain,
+                                      row_gain=net.row_gain, readout=net.readout, readout_scale=net.readout_scale,
+                                      v_row_ref=net.v_row_ref, generator=self.neuron_generator)
         for layer, neuron in zip(self.layers[:-1], self.neurons):
             s = neuron(layer(s))
         u = self.readout(self.layers[-1](s))
         return membrane_max(u) if self.network.readout == "max" else membrane_mean(u)
 
     def get_extra_state(self):
-        return {"encode_generator": self.encode_generator.get_state()}
+        state = {"encode_generator": self.encode_generator.get_state()}
+        if self.network.memristive:
+            state["neuron_generator"] = self.neuron_generator.get_state()
+        return state
 
     def set_extra_state(self, state) -> None:
         self.encode_generator.set_state(state["encode_generator"])
+        if "neuron_generator" in state and self.network.memristive:
+            self.neuron_generator.set_state(state["neuron_generator"])

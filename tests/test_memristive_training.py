@@ -1,0 +1,185 @@
+"""Fully memristive networks (training.memristive): exact BPTT gradients, no surrogate, the
+physical current chain, a short Yin-Yang training run, config validation, the oscillator variant."""
+import math
+
+import pytest
+import torch
+
+from circuits.neurons import MIFNeuron
+from training.config import RunConfig
+from training.hardware import HardwareConfig
+from training.memristive import (column_current, memristive_forward, mif_sequence, readout_logits, row_input,
+                                 run_neurons)
+from training.model import NetworkConfig, SpikingMLP
+
+EXACT_HW = HardwareConfig(mode="ideal", dac_bits=None, adc_bits=None)
+
+
+def _tiny_mif(current_gain=20.0, steps=8, d2d=0.1):
+    torch.manual_seed(0)
+    net = NetworkConfig(hidden=(3,), neuron="mif", dt=1e-6, time_steps=steps, readout="mean", input_scale=5.0,
+                        current_gain=current_gain, neuron_params={"d2d": d2d, "seed": 4})
+    return SpikingMLP(2, 2, net, EXACT_HW).double()
+
+
+def _loss(model, x, y):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def _graph_nodes(t):
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    return seen
+
+
+def test_bptt_gradient_matches_central_difference_of_full_network():
+    model = _tiny_mif()
+    x = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.5]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    _, traces = memristive_forward(model.layers, model.neurons, model.encode(x, 8), current_gain=20.0, row_gain=1.0,
+                                   readout="mean", readout_scale=0.01, return_traces=True)
+    v_hidden = traces[0].detach()
+    assert float(v_hidden.max()) > 0.14 > float(v_hidden.min())  # M1 switching range and subthreshold
+    loss = _loss(model, x, y)
+    loss.backward()
+    h = 1e-5
+    for layer in model.layers:
+        for param, idx in ((layer.weight, (0, 1)), (layer.weight, (1, 0)), (layer.bias, (1,))):
+            g = float(param.grad[idx])
+            with torch.no_grad():
+                old = float(param[idx])
+                param[idx] = old + h
+                up = float(_loss(model, x, y))
+                param[idx] = old - h
+                down = float(_loss(model, x, y))
+                param[idx] = old
+            fd = (up - down) / (2 * h)
+            assert abs(fd) > 1e-4
+            assert abs(g - fd) <= 1e-5 * abs(fd), (idx, g, fd)
+
+
+def test_no_surrogate_readout_gradient_is_smooth_below_and_above_threshold():
+    neuron = MIFNeuron(2, dtype=torch.float64)
+    for i_dc in (2e-6, 60e-6):  # v stays below v_on / M1 switches ON
+        i = torch.full((30, 1, 2), i_dc, dtype=torch.float64, requires_grad=True)
+        v = run_neurons(neuron, i)
+        assert (float(v.detach().max()) > 0.2) == (i_dc > 1e-5)
+        r = readout_logits(v, "mean", 0.01).sum()
+        (grad,) = torch.autograd.grad(r, i)
+        total = float(grad.sum())
+        h = i_dc * 1e-6
+        with torch.no_grad():
+            fd = float(readout_logits(run_neurons(neuron, i + h), "mean", 0.01).sum()
+                       - readout_logits(run_neurons(neuron, i - h), "mean", 0.01).sum()) / (2 * h)
+        assert math.isfinite(total) and abs(total) > 0
+        assert abs(total - fd) <= 1e-6 * abs(fd)
+
+
+def test_no_custom_autograd_function_in_the_graph():
+    model = _tiny_mif()
+    nodes = _graph_nodes(model(torch.rand(4, 2, dtype=torch.float64)))
+    assert not [n for n in nodes if isinstance(n, torch.autograd.function.BackwardCFunction)]
+    # the check can fail: a LIF network's surrogate spike is a custom autograd function
+    lif = SpikingMLP(2, 2, NetworkConfig(hidden=(3,)), EXACT_HW)
+    assert [n for n in _graph_nodes(lif(torch.rand(4, 2))) if isinstance(n, torch.autograd.function.BackwardCFunction)]
+
+
+@pytest.mark.parametrize("splitting", ["strang", "lie"])
+def test_fast_mif_sequence_equals_reference_neuron(splitting):
+    neuron = MIFNeuron(4, d2d=0.15, seed=2, splitting=splitting, dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    i = (torch.rand(40, 3, 4, generator=g, dtype=torch.float64) - 0.3) * 80e-6
+    ref = neuron(i)
+    assert float(ref.max()) > 0.14
+    torch.testing.assert_close(mif_sequence(neuron, i), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_membrane_current_is_the_physical_column_current():
+    model = _tiny_mif(current_gain=3.0)
+    layer = model.layers[1]
+    x = torch.rand(5, 3, dtype=torch.float64)
+    i = column_current(layer(x), layer, 3.0)
+    g = layer.target_conductances()[:layer.n_rows]            # (rows, 2 out) interleaved pairs, S
+    hw = layer.hardware
+    v_rows = torch.cat([x, torch.full((5, 1), hw.x_max, dtype=torch.float64)], 1) * (hw.v_read / hw.x_max)
+    i_cols = v_rows @ g                                       # Ohm + Kirchhoff: column currents (A)
+    i_phys = 3.0 * (i_cols[:, 0::2] - i_cols[:, 1::2])[:, :2]
+    torch.testing.assert_close(i, i_phys, rtol=1e-10, atol=1e-18)
+    assert layer.hardware.adc_bits is None and layer.hardware.dac_bits is None
+    # next-layer rows: a resting membrane (v = v_row_ref) drives 0 V, a 0.1 V excursion 0.1 V·row_gain
+    v = torch.tensor([[0.025, 0.125, -0.075]], dtype=torch.float64)
+    x_next = row_input(v, layer, 2.0, 0.025)
+    torch.testing.assert_close(x_next * (hw.v_read / hw.x_max), torch.tensor([[0.0, 0.2, -0.2]], dtype=torch.float64))
+
+
+def test_short_yin_yang_training_beats_chance(tmp_path):
+    from training.loop import accuracy, load_data, train
+
+    torch.set_num_threads(1)
+    cfg = RunConfig.from_dict({
+        "name": "mif-smoke", "seed": 0,
+        "network": {"hidden": [30], "neuron": "mif", "dt": 1e-6, "time_steps": 12, "readout": "mean",
+                    "current_gain": 10.0},
+        "hardware": {"mode": "ideal", "dac_bits": 8, "adc_bits": 8},
+        "train": {"epochs": 2, "lr": 0.02}})
+    model, history = train(cfg, tmp_path, progress=False)
+    splits, _, _ = load_data(cfg)
+    acc = accuracy(model, splits.test)
+    assert len(history) == 2 and acc > 0.6, (acc, history)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"neuron": "mif"}, "dt must be in"),                                   # LIF default dt = 1 ms
+    ({"neuron": "oscillator", "dt": 1e-6}, "dt must be in"),
+    ({"neuron": "mif", "dt": 1e-6, "current_gain": 0.0}, "current_gain"),
+    ({"neuron": "mif", "dt": 1e-6, "row_gain": -1.0}, "row_gain"),
+    ({"neuron": "mif", "dt": 1e-6, "readout_scale": float("nan")}, "readout_scale"),
+    ({"neuron": "mif", "dt": 1e-6, "v_row_ref": float("inf")}, "v_row_ref"),
+    ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"tau": 1.0}}, "unknown neuron_params"),
+    ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"c": -1e-12}}, "neuron_params: c"),
+    ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"seed": -1}}, "neuron_params.seed"),
+    ({"neuron": "lif", "neuron_params": {"c": 1e-10}}, "neuron_params applies only"),
+    ({"neuron": "hh"}, "neuron must be one of"),
+])
+def test_config_validation(changes, match):
+    with pytest.raises(ValueError, match=match):
+        NetworkConfig(**changes)
+
+
+def test_example_config_round_trips():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "training" / "configs" / "yin_yang_mif.toml"
+    cfg = RunConfig.from_toml(path)
+    assert cfg.network.neuron == "mif" and cfg.network.memristive
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_oscillator_network_forward_backward():
+    torch.manual_seed(0)
+    net = NetworkConfig(hidden=(4,), neuron="oscillator", dt=2e-9, time_steps=60, readout="mean",
+                        current_gain=100.0, readout_scale=0.1, neuron_params={"d2d": 0.05})
+    model = SpikingMLP(2, 3, net, EXACT_HW).double()
+    x = torch.rand(6, 2, dtype=torch.float64)
+    logits = model(x)
+    assert logits.shape == (6, 3) and bool(torch.isfinite(logits).all())
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0, 1, 2])).backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert any(float(g.abs().max()) > 0 for g in grads)
+
+
+def test_spike_counts_are_detached_diagnostics_of_graded_spikes():
+    from training.memristive import spike_counts
+
+    neuron = MIFNeuron(2, dtype=torch.float64)
+    i = torch.tensor([0.1e-6, 40e-6], dtype=torch.float64).expand(60, 1, 2).clone().requires_grad_(True)
+    v = run_neurons(neuron, i)
+    (counts,) = spike_counts([v], [neuron])
+    assert not counts.requires_grad
+    assert int(counts[0, 0]) == 0 and int(counts[0, 1]) >= 1   # v_rest + 0.1 µA/67 µS < 30 mV < the driven peak
