@@ -32,7 +32,9 @@ def study_configs(quick: bool = False) -> dict[str, RunConfig]:
     """The three runs of the study (``quick``: 2 epochs, 1 device seed — a smoke test)."""
     evaluate = {"modes": ["noisy", "circuit"], "times": list(DEFAULT_TIMES), "time_steps": [5, 10, 20, 40],
                 "steps_time": 86400.0, "repeats": 1 if quick else 3}
-    base = {"seed": 0, "train": {"epochs": 2 if quick else 30, "lr": 1e-2},
+    # one torch thread: these small networks gain nothing from a second one, and idle OpenMP
+    # threads spin-waiting between the many small ops slow a busy machine down badly
+    base = {"seed": 0, "train": {"epochs": 2 if quick else 30, "lr": 1e-2, "threads": 1},
             "data": {"dataset": "yin_yang", "batch_size": 50}}
     runs = {
         "baseline": {"hardware": {"mode": "ideal", "family": "pcm"},
