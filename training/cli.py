@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from circuits.spice.cli import add_parser as add_spice_parser
     add_spice_parser(sub)
+    from training.sweeps.cli import add_parser as add_sweep_parser
+    add_sweep_parser(sub)
     return parser
 
 

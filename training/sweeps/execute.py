@@ -1,0 +1,340 @@
+"""Two-stage execution of a study: train once per training config, then evaluate its deployment points.
+
+Stage 1 trains every training configuration that has unfinished points (one task per
+``train_key``; checkpoints in ``DIR/models/<train_key>``, resumable, skipped when the final
+checkpoint already exists). Stage 2 evaluates the deployment points of a trained model in small
+tasks (a fresh model from the final checkpoint per point, programmed with the point's device
+seed), submitted as soon as that model is ready. Only the coordinating process writes the
+SQLite store (:mod:`training.sweeps.store`), one transaction per finished point.
+
+Executors (any :class:`concurrent.futures.Executor`):
+
+* local: a ``spawn`` process pool (``workers``, default = cores); workers use one torch thread
+  and exit by themselves if the coordinating process dies;
+* Dask distributed: ``scheduler = "tcp://HOST:PORT"`` (or a ``distributed.Client``); the
+  workers must see ``DIR`` at the same path (shared file system) and have memxbar installed;
+* ``workers = 0``: in the calling process, one task at a time (debugging, tests).
+
+Every random number of a point derives from its resolved config (``training.sweeps.spec``), so
+the results do not depend on the executor, the number of workers or the order of completion.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import os
+import platform
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .spec import Point, Spec, derived_seed, load_spec
+from .store import Store
+
+MODELS_DIR = "models"
+_STATE_CACHE: dict = {}
+
+
+# ============================================================================ worker side
+def _worker_init(parent_pid: int) -> None:
+    """Process-pool initialiser: one torch thread; exit when the parent process is gone."""
+    import torch
+
+    torch.set_num_threads(1)
+
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def versions() -> dict:
+    """Versions recorded with every point."""
+    from importlib import metadata
+
+    import numpy
+    import torch
+
+    try:
+        memxbar = metadata.version("memxbar")
+    except metadata.PackageNotFoundError:
+        memxbar = "unknown"
+    return {"memxbar": memxbar, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def final_checkpoint(model_dir, epochs: int) -> Path:
+    return Path(model_dir) / "checkpoints" / f"epoch_{epochs:04d}.pt"
+
+
+def train_task(config: dict, model_dir: str) -> dict:
+    """Train (or resume) one configuration; ``{"ok", "history", "train_s", "epochs_trained"}`` or
+    ``{"ok": False, "error": traceback}``."""
+    import torch
+
+    from training.config import RunConfig
+    from training.loop import CHECKPOINT_RE, latest_checkpoint, train
+
+    try:
+        torch.set_num_threads(1)
+        cfg = RunConfig.from_dict(config)
+        ckpt = latest_checkpoint(Path(model_dir))
+        start = int(CHECKPOINT_RE.match(ckpt.name).group(1)) if ckpt else 0
+        t0 = time.perf_counter()
+        _, history = train(cfg, model_dir, resume=True, progress=False)
+        return {"ok": True, "history": history, "train_s": time.perf_counter() - t0,
+                "epochs_trained": cfg.train.epochs - start}
+    except Exception:  # recorded, the study goes on
+        return {"ok": False, "error": traceback.format_exc()}
+
+
+def _load_state(train_key: str, config: dict, model_dir: str):
+    """``(cfg, model state dict, splits, n_in, n_classes)`` of a trained model (cached per worker)."""
+    import torch
+
+    from training.config import RunConfig
+    from training.loop import load_data
+
+    cfg = RunConfig.from_dict(config)
+    path = final_checkpoint(model_dir, cfg.train.epochs)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {train_key} has no final checkpoint {path}")
+    stamp = (train_key, path.stat().st_mtime_ns)
+    if stamp not in _STATE_CACHE:
+        state = torch.load(path, weights_only=True)
+        if state["config"] != cfg.to_dict():
+            raise ValueError(f"{path} holds a different configuration than model {train_key}")
+        splits, n_in, n_classes = load_data(cfg)
+        _STATE_CACHE.clear()
+        _STATE_CACHE[stamp] = (cfg, state["model"], splits, n_in, n_classes)
+    return _STATE_CACHE[stamp]
+
+
+def evaluate_point(loaded, key: str, deploy: dict) -> dict:
+    """Metrics of one deployment point: accuracy of the deployed network and of the same network
+    without device non-idealities (``mode = "ideal"``), both at the point's time steps and ADC."""
+    import torch
+
+    from training.evaluate import deployment_hardware
+    from training.loop import accuracy, build_model
+
+    cfg, state, splits, n_in, n_classes = loaded
+    model = build_model(cfg, n_in, n_classes)
+    model.load_state_dict(state)
+    torch.manual_seed(derived_seed(key, "evaluate"))
+    hw = cfg.hardware.replace(adc_bits=deploy["adc_bits"])
+    steps, batch = deploy["time_steps"], cfg.data.eval_batch_size
+    model.set_hardware(hw.replace(mode="ideal", backward="ste"))
+    ideal = accuracy(model, splits.test, batch, steps)
+    acc = ideal
+    if deploy["mode"] != "ideal":
+        model.set_hardware(deployment_hardware(hw, deploy["family"], 0))
+        model.deploy(0.0)
+        model.set_inference_time(deploy["t"])
+        model.set_mode(deploy["mode"])
+        acc = accuracy(model, splits.test, batch, steps)
+    return {"accuracy": acc, "ideal_accuracy": ideal, "accuracy_drop": ideal - acc}
+
+
+def evaluate_task(train_key: str, config: dict, model_dir: str, items: list) -> list[dict]:
+    """Evaluate ``items`` = [(point key, deploy settings)] of one trained model; one result per
+    point: ``{"key", "ok", "metrics", "timings"}`` or ``{"key", "ok": False, "error"}``."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        loaded = _load_state(train_key, config, model_dir)
+        load_s = time.perf_counter() - t0
+    except Exception:
+        err = traceback.format_exc()
+        return [{"key": k, "ok": False, "error": err} for k, _ in items]
+    out = []
+    for key, deploy in items:
+        t0 = time.perf_counter()
+        try:
+            metrics = evaluate_point(loaded, key, deploy)
+            out.append({"key": key, "ok": True, "metrics": metrics,
+                        "timings": {"eval_s": time.perf_counter() - t0, "load_s": load_s}})
+        except Exception:
+            out.append({"key": key, "ok": False, "error": traceback.format_exc()})
+        load_s = 0.0
+    return out
+
+
+# ============================================================================ executors
+class InlineExecutor(cf.Executor):
+    """Runs tasks in the calling process (``workers = 0``), one per :meth:`step`, newest first,
+    so that the points of a trained model are evaluated (and stored) before the next training."""
+
+    def __init__(self):
+        self._queue: list = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut = cf.Future()
+        self._queue.append((fut, fn, args, kwargs))
+        return fut
+
+    def step(self) -> None:
+        if not self._queue:
+            return
+        fut, fn, args, kwargs = self._queue.pop()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+
+def make_executor(workers: int | None = None, scheduler=None):
+    """``(executor, n_slots, closer)`` for the local pool, Dask or inline execution."""
+    if scheduler is not None:
+        from distributed import Client
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        slots = max(1, sum(client.nthreads().values()))
+        ex = client.get_executor(pure=False)
+        return ex, slots, (lambda: None) if client is scheduler else client.close
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0 (0 = in this process), got {workers!r}")
+    if workers == 0:
+        return InlineExecutor(), 1, lambda: None
+    import multiprocessing
+
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_init, initargs=(os.getpid(),))
+    return pool, workers, lambda: pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ============================================================================ coordinator
+class _Run:
+    """State of one ``run()``: the store, pending futures and the progress bar."""
+
+    def __init__(self, spec: Spec, store: Store, out: Path, executor, slots: int, bar):
+        self.spec, self.store, self.out, self.ex, self.slots, self.bar = spec, store, out, executor, slots, bar
+        self.points = {p.key: p for p in spec.points}
+        self.pending: dict = {}
+        self.counts = {"done": 0, "failed": 0, "trained": 0}
+        self.vers = versions()
+
+    def model_dir(self, train_key: str) -> str:
+        return str(self.out / MODELS_DIR / train_key)
+
+    def submit(self, kind: str, fn, *args, payload) -> None:
+        try:
+            self.pending[self.ex.submit(fn, *args)] = (kind, payload)
+        except Exception:
+            self._fail_points(payload if kind == "eval" else payload[1], "could not submit:\n" + traceback.format_exc())
+
+    def start_group(self, train_key: str, points: list[Point]) -> None:
+        cfg = points[0].train
+        model = self.store.model(train_key)
+        if model and model["status"] == "done" and \
+                final_checkpoint(self.model_dir(train_key), cfg["train"]["epochs"]).is_file():
+            self.start_evaluation(train_key, points)
+        else:
+            self.submit("train", train_task, cfg, self.model_dir(train_key), payload=(train_key, points))
+
+    def start_evaluation(self, train_key: str, points: list[Point]) -> None:
+        size = max(1, min(8, math.ceil(len(points) / (4 * self.slots))))
+        for i in range(0, len(points), size):
+            chunk = points[i:i + size]
+            self.submit("eval", evaluate_task, train_key, chunk[0].train, self.model_dir(train_key),
+                        [(p.key, p.deploy) for p in chunk], payload=chunk)
+
+    def _fail_points(self, points: list[Point], error: str) -> None:
+        for p in points:
+            self.store.record_point(p, status="failed", error=error, versions=self.vers)
+            self.counts["failed"] += 1
+            self.bar.update(1)
+
+    def on_train(self, result: dict, train_key: str, points: list[Point]) -> None:
+        cfg = points[0].train
+        if not result["ok"]:
+            self.store.record_model(train_key, cfg, status="failed", error=result["error"])
+            self._fail_points(points, "training failed:\n" + result["error"])
+            return
+        self.store.record_model(train_key, cfg, status="done", history=result["history"],
+                                train_s=result["train_s"], epochs_trained=result["epochs_trained"])
+        self.counts["trained"] += result["epochs_trained"] > 0
+        self.start_evaluation(train_key, points)
+
+    def on_eval(self, results: list[dict], points: list[Point]) -> None:
+        model = self.store.model(points[0].train_key) or {}
+        history = model.get("history") or [{}]
+        for res in results:
+            p = self.points[res["key"]]
+            if not res["ok"]:
+                self._fail_points([p], res["error"])
+                continue
+            metrics = res["metrics"] | {"train_val_accuracy": history[-1].get("val_accuracy"),
+                                        "train_loss": history[-1].get("loss")}
+            timings = res["timings"] | {"train_s": model.get("train_s")}
+            self.store.record_point(p, status="done", metrics=metrics, timings=timings, versions=self.vers)
+            self.counts["done"] += 1
+            self.bar.update(1)
+
+    def loop(self) -> None:
+        while self.pending:
+            if isinstance(self.ex, InlineExecutor):
+                self.ex.step()
+            finished, _ = cf.wait(list(self.pending), return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                kind, payload = self.pending.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception:  # the worker died or the task could not run
+                    err = "task failed in the executor:\n" + traceback.format_exc()
+                    result = {"ok": False, "error": err} if kind == "train" else \
+                        [{"key": p.key, "ok": False, "error": err} for p in payload]
+                if kind == "train":
+                    self.on_train(result, *payload)
+                else:
+                    self.on_eval(result, payload)
+                self.bar.set_postfix(trained=self.counts["trained"], failed=self.counts["failed"])
+
+
+def todo_points(spec: Spec, store: Store, retry_failed: bool = False) -> list[Point]:
+    """Points of ``spec`` without a finished row ("done"; "failed" too unless ``retry_failed``)."""
+    status = store.statuses()
+    skip = {"done"} if retry_failed else {"done", "failed"}
+    return [p for p in spec.points if status.get(p.key) not in skip]
+
+
+def run(spec, out, *, workers: int | None = None, scheduler=None, retry_failed: bool = False,
+        progress: bool = True) -> dict:
+    """Run (or resume) a study into ``out``; returns counts and the elapsed time (module docstring)."""
+    from tqdm.auto import tqdm
+
+    from training.report import atomic_write_bytes
+
+    spec = load_spec(spec)
+    out = Path(out).resolve()
+    t0 = time.perf_counter()
+    with Store(out) as store:
+        store.set_meta("spec_text", spec.source)
+        store.set_meta("study", spec.name)
+        if spec.source:
+            atomic_write_bytes(out / "spec.toml", spec.source.encode())
+        todo = todo_points(spec, store, retry_failed)
+        groups: dict[str, list[Point]] = {}
+        for p in todo:
+            groups.setdefault(p.train_key, []).append(p)
+        executor, slots, close = make_executor(workers, scheduler) if todo else (None, 1, lambda: None)
+        bar = tqdm(total=len(todo), desc=spec.name, unit="point", disable=not progress, smoothing=0.1)
+        state = _Run(spec, store, out, executor, slots, bar)
+        try:
+            for train_key, points in groups.items():
+                state.start_group(train_key, points)
+            state.loop()
+        finally:
+            bar.close()
+            close()
+    return {"points": len(spec.points), "skipped": len(spec.points) - len(todo), "done": state.counts["done"],
+            "failed": state.counts["failed"], "trained": state.counts["trained"],
+            "elapsed_s": time.perf_counter() - t0}

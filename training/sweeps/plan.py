@@ -1,0 +1,76 @@
+"""``xbar sweep plan``: the expanded points of a spec and a rough cost estimate.
+
+The estimate is a simple model fitted to small Yin-Yang networks (hidden <= 120, T <= 20) on
+one core of a 2-core x86 machine: per training batch ``8 ms + 1.1 ms x T`` (x15 when training
+in ``circuit`` mode, which solves every tile each step), per evaluated point ``0.05 s`` plus
+``0.04 s + 5 ms x T`` (noisy) or ``0.2 s + 10 ms x T`` (circuit) per 1000 test samples, plus
+the ideal-mode pass. Treat it as good to a factor of ~3; bigger networks cost more.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .spec import Point, Spec, load_spec
+
+DATA_SIZES = {"yin_yang": (5000, 1000), "digits": (1437, 360)}  # (train, test) samples
+TRAIN_MODE_FACTOR = {"ideal": 1.0, "noisy": 1.0, "circuit": 15.0}
+
+
+def training_seconds(train: dict) -> float:
+    """Estimated CPU seconds to train one resolved configuration."""
+    n_train, _ = DATA_SIZES[train["data"]["dataset"]]
+    batches = math.ceil(n_train / train["data"]["batch_size"])
+    per_batch = (8e-3 + 1.1e-3 * train["network"]["time_steps"]) * TRAIN_MODE_FACTOR[train["hardware"]["mode"]]
+    return 1.0 + train["train"]["epochs"] * batches * per_batch
+
+
+def evaluation_seconds(point: Point) -> float:
+    """Estimated CPU seconds to evaluate one deployment point (ideal pass included)."""
+    _, n_test = DATA_SIZES[point.train["data"]["dataset"]]
+    steps, mode = point.deploy["time_steps"], point.deploy["mode"]
+    per_1000 = 0.04 + 5e-3 * steps
+    if mode == "noisy":
+        per_1000 += 0.04 + 5e-3 * steps
+    elif mode == "circuit":
+        per_1000 += 0.2 + 10e-3 * steps
+    return 0.05 + per_1000 * n_test / 1000
+
+
+def plan(spec, out=None) -> dict:
+    """Summary of a spec: points, trainings, what is already done in ``out`` (if given) and the
+    estimated CPU time of what is left."""
+    spec: Spec = load_spec(spec)
+    done: dict[str, str] = {}
+    trained: set[str] = set()
+    if out is not None and (Path(out) / "results.sqlite").is_file():
+        from .store import Store
+
+        with Store(out, create=False) as store:
+            done = store.statuses()
+            trained = {m["train_key"] for m in store.models() if m["status"] == "done"}
+    todo = [p for p in spec.points if done.get(p.key) not in ("done", "failed")]
+    groups = {p.train_key: p.train for p in todo if p.train_key not in trained}
+    train_s = sum(training_seconds(cfg) for cfg in groups.values())
+    eval_s = sum(evaluation_seconds(p) for p in todo)
+    return {"name": spec.name, "axes": list(spec.axes), "points": len(spec.points), "trainings": spec.trainings,
+            "todo_points": len(todo), "todo_trainings": len(groups), "train_cpu_s": train_s,
+            "eval_cpu_s": eval_s, "spec": spec}
+
+
+def format_plan(summary: dict, *, workers: int, show_points: int = 50) -> str:
+    """Human-readable plan: the points (up to ``show_points``) and the cost estimate."""
+    spec: Spec = summary["spec"]
+    lines = [f"study {summary['name']!r}: {summary['points']} point(s), {summary['trainings']} training "
+             f"configuration(s); axes: {', '.join(summary['axes']) or '(none)'}"]
+    for i, p in enumerate(spec.points[:show_points]):
+        axes = ", ".join(f"{k}={v}" for k, v in p.axes.items()) or "(base)"
+        lines.append(f"  {i:4d} {p.key} model {p.train_key[:8]}  {axes}")
+    if len(spec.points) > show_points:
+        lines.append(f"  ... {len(spec.points) - show_points} more")
+    total = summary["train_cpu_s"] + summary["eval_cpu_s"]
+    lines.append(f"to do: {summary['todo_points']} point(s), {summary['todo_trainings']} training(s); estimated "
+                 f"{summary['train_cpu_s']:.0f} s training + {summary['eval_cpu_s']:.0f} s evaluation = "
+                 f"{total:.0f} CPU-s, ~{total / max(workers, 1):.0f} s wall with {workers} worker(s) "
+                 "(rough, +-3x)")
+    return "\n".join(lines)
