@@ -1,0 +1,380 @@
+"""Benchmark of fully memristive spiking networks (issue #7): prints three tables.
+
+Networks (``training.memristive``: PCM crossbar synapses → current mirror → MIF neurons of
+volatile memristors, trained by exact BPTT through the device dynamics, no surrogate) and,
+beside each, the LIF-surrogate network of the same size trained on the identical synapse
+hardware (``HardwareConfig``: PCM, 128×128 tiles, 8-bit input DAC, same training mode; the LIF
+network keeps its 8-bit ADCs, the memristive one has none by construction: its column currents
+flow straight into the membranes). Every run: seed 0, Adam 1e-2 with a cosine schedule, batch 50.
+
+(a) Targets. Test accuracy of Yin-Yang (4-120-3, target >= 93 %) and digits (64-120-10, target
+    >= 93 %) trained with ideal synapses (``mode="ideal"``), and the same trained with PCM
+    programming-noise injection (``mode="noisy"``), reported (i) in the training mode (one noise
+    draw per test pass, mean of ``NOISE_DRAWS`` passes), (ii) without noise and (iii) deployed on
+    PCM (programmed once, read at t = 1 s, noisy mode, mean ± std over device seeds). The noisy
+    case is also run with the config-only tuning ``TUNED_NOISY`` (see its comment: it raises the
+    training-mode accuracy, not the deployed one).
+(b) Robustness of the trained Yin-Yang MIF network. Neuron devices: the neuron layers are
+    rebuilt with fresh memristors (D2D variation 0, 5, 10, 20 % of R_on/R_off, v_on, τ; device
+    seeds 100, 101, ...) and the test set evaluated with the trained synapses (ideal mode), for
+    networks trained with neuron D2D 0 %, 5 % (``training/configs/yin_yang_mif.toml``, the
+    network of table (a)) and 20 % (each trained on ONE fixed draw: a chip's own neurons, not a
+    new draw per batch); the row "own training draw" keeps the trained network's devices.
+    Synapses: the ideal- and noise-trained MIF (and LIF) networks deployed on PCM (global drift
+    compensation) and read at t = 1 s and 1 day in ``noisy`` (device conductances, ideal wires)
+    and ``circuit`` mode (exact IR drop of every 128×128 tile, 1 Ω wire segments), mean ± std
+    over device seeds.
+(c) Cost. Time of one training step (forward + backward + Adam + weight clipping; Yin-Yang,
+    batch 50, T = 20) of the MIF and the LIF network, ideal and noisy synapses, measured
+    round-robin (one step of each variant per round) so machine load affects all alike; median
+    and minimum over the rounds.
+
+Usage: ``python bench/memprop.py [--quick] [--epochs N] [--repeats N] [--threads N]``
+(full run ≈ 10 min on 2 loaded cores; ``--quick``: 1 epoch, 1 device seed, a smoke run whose
+accuracies mean nothing).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.config import RunConfig  # noqa: E402
+from training.data import make_loader, yin_yang_splits  # noqa: E402
+from training.evaluate import deployment_hardware  # noqa: E402
+from training.loop import accuracy, load_data, train  # noqa: E402
+from training.memristive import build_neurons  # noqa: E402
+from training.model import SpikingMLP  # noqa: E402
+
+T_DAY = 86400.0  # s
+TARGET = 0.93
+BATCH = 50
+NOISE_DRAWS = 5  # test passes (one training-noise draw each) averaged for the training-mode accuracy
+EVAL_D2D = (0.0, 0.05, 0.10, 0.20)  # neuron D2D variation at evaluation
+EVAL_NEURON_SEED = 100  # device seeds of the fresh neuron draws: 100, 101, ...
+#: the MIF network of training/configs/yin_yang_mif.toml (4-120-3, 20 steps of 1 µs)
+MIF = {"neuron": "mif", "hidden": [120], "dt": 1e-6, "time_steps": 20, "readout": "mean", "readout_scale": 0.01,
+       "current_gain": 20.0, "row_gain": 1.0, "input_scale": 5.0, "neuron_params": {"d2d": 0.05, "seed": 0}}
+#: the LIF-surrogate network of bench/training.py, same width
+LIF = {"neuron": "lif", "hidden": [120], "v_th": 0.2, "input_scale": 5.0, "time_steps": 20}
+#: the synapse hardware of both (the memristive layers drop the ADC and the DAC of layers >= 1)
+HARDWARE = {"family": "pcm", "tile_rows": 128, "tile_cols": 128, "dac_bits": 8, "adc_bits": 8, "train_noise": 1.0}
+#: config-only tuning of noise-aware MIF training, chosen from single-seed probes while writing this bench
+#: (Yin-Yang, mode noisy, neuron D2D 0, deployed on PCM at 1 s, 1 device seed; 8 epochs: baseline 67.5 %,
+#: v_row_ref = 25 mV 75.5 %, lr 3e-3 84.3 %, train_noise 0.5 81.8 %, current_gain 10 70.7 %, readout_scale
+#: 0.03 69.9 %, v_row_ref + lr 83.6 %, v_row_ref + current_gain 5 76.9 %; 15 epochs: baseline 81.1 %,
+#: v_row_ref + lr 82.7 %, v_row_ref + lr + train_noise 0.5 85.2 %). v_row_ref = 25 mV (the MIF resting
+#: potential) makes a resting hidden neuron drive 0 V into the next rows, so its DC level no longer
+#: multiplies the weight noise; train_noise 0.5 trains on half the calibrated noise, deployment sees all of it.
+#: The full bench (15 epochs, 3 device seeds, neuron D2D 5 %) does NOT confirm it as a deployment gain: Yin-Yang
+#: training-mode 76.0 -> 80.1 %, no-noise 83.6 -> 89.9 %, but deployed at 1 s 72.4 ± 5.9 -> 68.8 ± 13.1 %;
+#: digits deployed 95.4 ± 1.1 -> 87.4 ± 2.9 %. Kept as a measured negative result.
+TUNED_NOISY = {"network": {"v_row_ref": 0.025}, "train": {"lr": 3e-3}, "hardware": {"train_noise": 0.5}}
+
+
+# ============================================================================ runs
+def make_config(name: str, dataset: str, network: dict, mode: str, epochs: int, *, lr: float = 1e-2,
+                hardware: dict | None = None) -> RunConfig:
+    return RunConfig.from_dict({
+        "name": name, "seed": 0, "data": {"dataset": dataset, "batch_size": BATCH},
+        "network": network, "hardware": {**HARDWARE, "mode": mode, **(hardware or {})},
+        "train": {"epochs": epochs, "lr": lr}})
+
+
+def train_run(cfg: RunConfig) -> dict:
+    """Train ``cfg`` (checkpoints in a temporary directory); model, history, seconds, test split."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"memprop_{cfg.name}_") as d:
+        model, history = train(cfg, d, resume=False, progress=False)
+    splits, _, _ = load_data(cfg)
+    return {"config": cfg, "model": model, "history": history, "seconds": time.perf_counter() - t0,
+            "test": splits.test}
+
+
+def with_hardware(model: SpikingMLP, hardware, fn):
+    """``fn()`` with ``model`` switched to ``hardware`` (then back to its previous layer hardware)."""
+    before = [layer.hardware for layer in model.layers]
+    model.set_hardware(hardware)
+    try:
+        return fn()
+    finally:
+        for layer, hw in zip(model.layers, before):
+            layer.set_hardware(hw)
+
+
+def test_accuracies(run: dict) -> dict:
+    """Test accuracy in the training mode (mean of NOISE_DRAWS passes if noisy) and without noise."""
+    model, cfg, test = run["model"], run["config"], run["test"]
+    draws = NOISE_DRAWS if cfg.hardware.mode != "ideal" else 1
+    train_mode = statistics.fmean(accuracy(model, test) for _ in range(draws))
+    ideal = with_hardware(model, cfg.hardware.replace(mode="ideal"), lambda: accuracy(model, test))
+    return {"train_mode": train_mode, "ideal": ideal}
+
+
+def deployed(run: dict, modes, times, repeats: int) -> dict:
+    """``{(mode, t): [accuracy per device seed]}``: program once per seed, read at every t."""
+    model, cfg, test = run["model"], run["config"], run["test"]
+    out = {(m, t): [] for m in modes for t in times}
+    for r in range(repeats):
+        model.set_hardware(deployment_hardware(cfg.hardware, None, r))
+        model.deploy(0.0)
+        for t in times:
+            model.set_inference_time(float(t))
+            for m in modes:
+                model.set_mode(m)
+                out[m, t].append(accuracy(model, test))
+        model.undeploy()
+    model.set_hardware(cfg.hardware)
+    return out
+
+
+def neuron_d2d_accuracy(run: dict, d2d: float, seed: int) -> float:
+    """Test accuracy (ideal synapses) with the neuron layers rebuilt from fresh memristors of
+    D2D variation ``d2d`` drawn with device seed ``seed`` (layer k: seed + 1000 k)."""
+    model, cfg = run["model"], run["config"]
+    net = cfg.network
+    widths = [layer.out_features for layer in model.layers]
+    own = model.neurons
+    model.neurons = build_neurons(net.neuron, widths, net.dt, {**net.neuron_params, "d2d": d2d, "seed": seed})
+    try:
+        return with_hardware(model, cfg.hardware.replace(mode="ideal"), lambda: accuracy(model, run["test"]))
+    finally:
+        model.neurons = own
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def target_runs(epochs: int, repeats: int, quick: bool = False) -> dict:
+    """Table (a): MIF and LIF on Yin-Yang and digits, ideal and noisy synapses, plus tuned noisy MIF
+    (``quick``: noisy and tuned runs on Yin-Yang only)."""
+    runs = {}
+    noisy_sets = ("yin_yang",) if quick else ("yin_yang", "digits")
+    for dataset in ("yin_yang", "digits"):
+        for mode in ("ideal", "noisy") if dataset in noisy_sets else ("ideal",):
+            for kind, net in (("mif", MIF), ("lif", LIF)):
+                key = (dataset, mode, kind)
+                run = train_run(make_config(f"{dataset}_{mode}_{kind}", dataset, net, mode, epochs))
+                run["acc"] = test_accuracies(run)
+                run["dep"] = deployed(run, ("noisy",), (1.0,), repeats) if mode == "noisy" else None
+                runs[key] = run
+                dep = "" if run["dep"] is None else f", deployed 1 s {fmt_acc(run['dep']['noisy', 1.0])}"
+                log(f"  {dataset:8s} {mode:5s} {kind}: test {run['acc']['train_mode']:.4f} (training mode), "
+                    f"{run['acc']['ideal']:.4f} (no noise){dep} [{run['seconds']:.0f} s]")
+    for dataset in noisy_sets:
+        cfg = make_config(f"{dataset}_noisy_mif_tuned", dataset, {**MIF, **TUNED_NOISY["network"]}, "noisy", epochs,
+                          lr=TUNED_NOISY["train"]["lr"], hardware=TUNED_NOISY["hardware"])
+        run = train_run(cfg)
+        run["acc"] = test_accuracies(run)
+        run["dep"] = deployed(run, ("noisy",), (1.0,), repeats)
+        runs[dataset, "noisy", "mif_tuned"] = run
+        log(f"  {dataset:8s} noisy mif (tuned): test {run['acc']['train_mode']:.4f} (training mode), "
+            f"{run['acc']['ideal']:.4f} (no noise), deployed 1 s {fmt_acc(run['dep']['noisy', 1.0])} "
+            f"[{run['seconds']:.0f} s]")
+    return runs
+
+
+def d2d_runs(epochs: int, main_run: dict, train_d2d, repeats: int) -> dict:
+    """Table (b), neurons: ``{train_d2d: {eval label: [accuracies]}}``."""
+    table = {}
+    for d2d in train_d2d:
+        if d2d == main_run["config"].network.neuron_params.get("d2d"):
+            run = main_run
+        else:
+            net = {**MIF, "neuron_params": {**MIF["neuron_params"], "d2d": d2d}}
+            run = train_run(make_config(f"yin_yang_ideal_mif_d2d{d2d:g}", "yin_yang", net, "ideal", epochs))
+        col = {"own": [with_hardware(run["model"], run["config"].hardware.replace(mode="ideal"),
+                                     lambda: accuracy(run["model"], run["test"]))]}
+        for ev in EVAL_D2D:
+            seeds = range(EVAL_NEURON_SEED, EVAL_NEURON_SEED + (1 if ev == 0 else repeats))
+            col[ev] = [neuron_d2d_accuracy(run, ev, s) for s in seeds]
+        table[d2d] = col
+        log(f"  trained with neuron D2D {100 * d2d:.0f} %: own {col['own'][0]:.4f}; "
+            + ", ".join(f"eval {100 * ev:.0f} % {fmt_acc(col[ev])}" for ev in EVAL_D2D))
+    return table
+
+
+def synapse_runs(runs: dict, repeats: int) -> dict:
+    """Table (b), synapses: deployments of the Yin-Yang networks at 1 s and 1 day, noisy and circuit."""
+    out = {}
+    for key in (("yin_yang", "ideal", "mif"), ("yin_yang", "noisy", "mif"), ("yin_yang", "noisy", "mif_tuned"),
+                ("yin_yang", "ideal", "lif"), ("yin_yang", "noisy", "lif")):
+        t0 = time.perf_counter()
+        out[key] = deployed(runs[key], ("noisy", "circuit"), (1.0, T_DAY), repeats)
+        log(f"  deployed {key[2]:9s} trained {key[1]:5s}: " + ", ".join(
+            f"{m} {lab} {fmt_acc(out[key][m, t])}" for m in ("noisy", "circuit") for t, lab in ((1.0, "1 s"),
+                                                                                            (T_DAY, "1 d")))
+            + f" [{time.perf_counter() - t0:.0f} s]")
+    return out
+
+
+# ============================================================================ step timing
+class Stepper:
+    """A model + Adam + an endless Yin-Yang batch stream; :meth:`step` is one timed training step."""
+
+    def __init__(self, name: str, model: SpikingMLP, loader):
+        self.name, self.model = name, model
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        self.batches = itertools.cycle(list(loader))
+        self.times: list[float] = []
+
+    def step(self, record: bool = True) -> None:
+        x, y = next(self.batches)
+        t0 = time.perf_counter()
+        self.opt.zero_grad()
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        self.model.clip_weights_()
+        if record:
+            self.times.append(time.perf_counter() - t0)
+
+
+def time_steps(rounds: int) -> dict:
+    """Round-robin step times (s) of MIF and LIF, ideal and noisy synapses: ``{name: [times]}``."""
+    loader = make_loader(yin_yang_splits().train, BATCH, shuffle=True, seed=0)
+    steppers = []
+    for mode in ("ideal", "noisy"):
+        for kind, net in (("MIF", MIF), ("LIF", LIF)):
+            torch.manual_seed(0)
+            model = SpikingMLP(4, 3, net, {**HARDWARE, "mode": mode})
+            model.train()
+            steppers.append(Stepper(f"{kind} {mode}", model, loader))
+    for s in steppers:  # warm-up: allocator, noise-model calibration
+        s.step(record=False)
+        s.step(record=False)
+    for _ in range(rounds):
+        for s in steppers:
+            s.step()
+    return {s.name: s.times for s in steppers}
+
+
+# ============================================================================ tables
+def fmt_acc(accs) -> str:
+    accs = list(accs)
+    if len(accs) == 1:
+        return f"{100 * accs[0]:.1f} %"
+    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.stdev(accs):.1f} %"
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
+    line = lambda cells: "| " + " | ".join(f"{str(c):<{w}}" for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def verdict(acc: float) -> str:
+    return "PASS" if acc >= TARGET else "FAIL"
+
+
+def table_targets(runs: dict, repeats: int) -> None:
+    rows = []
+    names = {"yin_yang": "Yin-Yang 4-120-3", "digits": "digits 64-120-10"}
+    for dataset in ("yin_yang", "digits"):
+        mif, lif = runs[dataset, "ideal", "mif"], runs[dataset, "ideal", "lif"]
+        rows.append([names[dataset], "ideal (8-bit DAC)", "test", fmt_acc([mif["acc"]["ideal"]]),
+                     fmt_acc([lif["acc"]["ideal"]]), ">= 93 %", verdict(mif["acc"]["ideal"])])
+    for dataset in ("yin_yang", "digits"):
+        if (dataset, "noisy", "mif") not in runs:
+            continue
+        for kind, label in (("mif", "noisy PCM"), ("mif_tuned", "noisy PCM, tuned MIF config")):
+            mif, lif = runs[dataset, "noisy", kind], runs[dataset, "noisy", "lif"]
+            for what, get in ((f"test, training mode ({NOISE_DRAWS} noise draws)", lambda r: [r["acc"]["train_mode"]]),
+                              ("test, no noise", lambda r: [r["acc"]["ideal"]]),
+                              (f"deployed PCM 1 s, noisy ({repeats} seeds)", lambda r: r["dep"]["noisy", 1.0])):
+                m = get(mif)
+                rows.append([names[dataset], label, what, fmt_acc(m), fmt_acc(get(lif)), ">= 93 %",
+                             verdict(statistics.fmean(m))])
+    print_table(["task", "synapses (training mode)", "evaluation", "MIF (memristive)", "LIF (surrogate)", "target",
+                 "MIF"], rows)
+
+
+def table_robustness(d2d: dict, syn: dict) -> None:
+    cols = sorted(d2d)
+    rows = [["neuron devices: own training draw"] + [fmt_acc(d2d[c]["own"]) for c in cols]]
+    for ev in EVAL_D2D:
+        n = len(d2d[cols[0]][ev])
+        rows.append([f"neuron devices: fresh draw, D2D {100 * ev:.0f} % ({n} seed{'s' if n > 1 else ''})"]
+                    + [fmt_acc(d2d[c][ev]) for c in cols])
+    print_table(["Yin-Yang MIF (ideal synapses) evaluated with"]
+                + [f"trained with neuron D2D {100 * c:.0f} %" for c in cols], rows)
+    print()
+    rows = []
+    labels = {"mif": "MIF", "mif_tuned": "MIF, tuned config", "lif": "LIF"}
+    for (dataset, mode, kind), res in syn.items():
+        rows.append([f"{labels[kind]} trained {mode}"] + [fmt_acc(res[m, t]) for m in ("noisy", "circuit")
+                                                          for t in (1.0, T_DAY)])
+    print_table(["Yin-Yang network deployed on PCM", "noisy 1 s", "noisy 1 day", "circuit 1 s", "circuit 1 day"],
+                rows)
+
+
+def table_cost(times: dict) -> None:
+    rows = []
+    for mode in ("ideal", "noisy"):
+        mif, lif = times[f"MIF {mode}"], times[f"LIF {mode}"]
+        rows.append([mode, str(len(mif)), f"{1e3 * statistics.median(mif):.1f} (min {1e3 * min(mif):.1f})",
+                     f"{1e3 * statistics.median(lif):.1f} (min {1e3 * min(lif):.1f})",
+                     f"{statistics.median(mif) / statistics.median(lif):.2f}x"])
+    print_table(["synapses", "steps each", "MIF step (ms)", "LIF step (ms)", "MIF / LIF (medians)"], rows)
+
+
+# ============================================================================ main
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 epoch, 1 device seed, 5 timing rounds, no noisy digits runs")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 15; quick 1)")
+    p.add_argument("--repeats", type=int, default=None, help="device seeds (default 3; quick 1)")
+    p.add_argument("--rounds", type=int, default=None, help="timing rounds (steps per variant; default 30; quick 5)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = p.parse_args(argv)
+    args.epochs = args.epochs if args.epochs is not None else (1 if args.quick else 15)
+    args.repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    args.rounds = args.rounds if args.rounds is not None else (5 if args.quick else 30)
+    if min(args.epochs, args.repeats, args.rounds, args.threads) < 1:
+        p.error("--epochs, --repeats, --rounds and --threads must be >= 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    log(f"bench/memprop.py: epochs {args.epochs}, device seeds {args.repeats}, timing rounds {args.rounds}, "
+        f"threads {torch.get_num_threads()}, torch {torch.__version__}, load average (1 min) "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    log("(a) training runs:")
+    runs = target_runs(args.epochs, args.repeats, args.quick)
+    log("(b) neuron D2D variation:")
+    train_d2d = (0.05,) if args.quick else (0.0, 0.05, 0.20)
+    d2d = d2d_runs(args.epochs, runs["yin_yang", "ideal", "mif"], train_d2d, args.repeats)
+    log("(b) synapse deployment:")
+    syn = synapse_runs(runs, args.repeats)
+    log("(c) step timing (round-robin):")
+    times = time_steps(args.rounds)
+    log(f"\nload average (1 min) at the end {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s")
+    print(f"\n(a) targets: test accuracy ({args.epochs} epochs, seed 0; test sets of 1000 / 360 samples)\n")
+    table_targets(runs, args.repeats)
+    print("\n(b) robustness of the Yin-Yang MIF network\n")
+    table_robustness(d2d, syn)
+    print(f"\n(c) cost: training step, Yin-Yang 4-120-3, batch {BATCH}, T = 20, {torch.get_num_threads()} thread(s)\n")
+    table_cost(times)
+    if args.quick:
+        print("\n(--quick: smoke run, too few epochs for the accuracy targets)")
+
+
+if __name__ == "__main__":
+    main()
