@@ -44,3 +44,26 @@ def test_exact_backward_needs_linear_tiles():
     with pytest.raises(ValueError, match="backward='exact' needs linear tiles"):
         HardwareConfig(mode="circuit", backward="exact", crossbar={"topology": "1S1R"})
     HardwareConfig(mode="circuit", backward="exact", crossbar={"topology": "1T1R"})  # linear switch: fine
+
+
+@pytest.mark.parametrize("options", [
+    {},  # defaults: drive at the first column, sense at the last row, 1 Ohm everywhere
+    {"r_row": 5.0, "r_col": 0.5, "r_source": 20.0, "r_sense": 0.0},
+    {"row_drive": "both", "col_sense": "both", "r_row": 2.0},
+    {"topology": "1T1R", "r_access_on": 2e3},
+])
+@pytest.mark.parametrize("used", [(5, 64), (64, 6), (3, 4), (64, 64)])
+def test_used_block_of_the_transfer_matrix_equals_the_full_matrix(options, used):
+    """Row-port solves and column-port solves (reciprocity) give the same block as the full
+    transfer matrix."""
+    from xbar import Crossbar, CrossbarConfig
+
+    from training.crossbar_linear import used_transfer
+
+    gen = torch.Generator().manual_seed(1)
+    g = torch.rand(64, 64, generator=gen, dtype=torch.float64) * 24e-6 + 1e-7
+    cfg = CrossbarConfig(**options)
+    full = Crossbar(g, config=cfg).transfer_matrix()
+    block = used_transfer(g, cfg, *used)
+    assert block.shape == used
+    assert float((block - full[:used[0], :used[1]]).abs().max() / full.abs().max()) < 1e-10

@@ -41,6 +41,26 @@ from .hardware import HardwareConfig, calibrate_noise
 Tensor = torch.Tensor
 
 
+def used_transfer(g_tile: Tensor, config, rows_used: int, cols_used: int) -> Tensor:
+    """The block ``A[:rows_used, :cols_used]`` (S) of a linear tile's transfer matrix — all a
+    partly used tile needs (padded rows are driven at 0 V, padded columns are not read).
+
+    Few used rows: one solve per used row with a unit input (``A[i, :]``). Few used columns:
+    reciprocity of the SPD nodal system — ``A[i, j]`` equals the current drawn back through row
+    source ``i`` (held at 0 V) when column ``j``'s sense end is driven at 1 V, i.e.
+    ``A[:, j] = -i_in`` of that solution. Otherwise the whole matrix by the block sweep.
+    """
+    rows, cols = g_tile.shape
+    xb = Crossbar(g_tile, config=config)
+    if 8 * min(rows_used, cols_used) > min(rows, cols):
+        return xb.transfer_matrix()[:rows_used, :cols_used]
+    eye_kw = {"dtype": torch.float64, "device": g_tile.device}
+    if rows_used <= cols_used:
+        return xb.solve(torch.eye(rows, **eye_kw)[:rows_used])[:, :cols_used]
+    sol = xb.full_solution(torch.zeros(cols_used, rows, **eye_kw), v_col_bias=torch.eye(cols, **eye_kw)[:cols_used])
+    return -sol.i_in.T[:rows_used]
+
+
 class CrossbarLinear(nn.Module):
     """Linear layer on crossbars (module docstring).
 
@@ -223,8 +243,10 @@ class CrossbarLinear(nn.Module):
         for c in range(self.n_col_tiles):
             blocks = []
             for r in range(self.n_row_tiles):
-                a = Crossbar(self._tile(g_used, r, c), config=cfg).transfer_matrix()
-                blocks.append((a[:, 0::2] - a[:, 1::2]) / self.mapping.scale)
+                tile = self._tile(g_used, r, c)
+                a = Crossbar(tile, config=cfg).transfer_matrix() if exact else \
+                    used_transfer(tile, cfg, *self._used(r, c))
+                blocks.append((a[:, 0::2] - a[:, 1::2])[:self._used(r, c)[0]] / self.mapping.scale)
             cols.append(torch.cat(blocks, dim=0))
         return torch.cat(cols, dim=1)[:self.n_rows, :self.out_features]
 
