@@ -309,7 +309,7 @@ def todo_points(spec: Spec, store: Store, retry_failed: bool = False) -> list[Po
 def run(spec, out, *, workers: int | None = None, scheduler=None, retry_failed: bool = False,
         progress: bool = True) -> dict:
     """Run (or resume) a study into ``out``; returns counts and the elapsed time (module docstring)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bar: no ipywidgets warning inside notebooks
 
     from training.report import atomic_write_bytes
 

@@ -151,7 +151,7 @@ def plot_heatmap(df, a: str, b: str, path: Path) -> None:
     done = df[df["status"] == "done"]
     grid = done.pivot_table(index=a, columns=b, values="accuracy", aggfunc="mean")
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
-    im = ax.imshow(grid.values, cmap="viridis", aspect="auto")
+    im = ax.imshow(100 * grid.values, cmap="viridis", aspect="auto")  # percent, like the labels
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], rotation=30, ha="right")
     ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index])
     for (i, j), v in zip(itertools.product(range(grid.shape[0]), range(grid.shape[1])), grid.values.ravel()):
