@@ -221,6 +221,18 @@ class _Run:
         self.pending: dict = {}
         self.counts = {"done": 0, "failed": 0, "trained": 0}
         self.vers = versions()
+        self.waiting: list[tuple[str, list[Point]]] = []  # training groups not yet submitted
+        self.training = 0  # trainings in flight
+
+    def start_groups(self, groups: dict[str, list[Point]]) -> None:
+        """Queue every training group; at most ``slots`` trainings are in flight, so the
+        evaluations of a finished model run before further trainings (FIFO executors)."""
+        self.waiting = list(groups.items())
+        self._next_trainings()
+
+    def _next_trainings(self) -> None:
+        while self.waiting and self.training < self.slots:
+            self.start_group(*self.waiting.pop(0))
 
     def model_dir(self, train_key: str) -> str:
         return str(self.out / MODELS_DIR / train_key)
@@ -229,6 +241,8 @@ class _Run:
         try:
             self.pending[self.ex.submit(fn, *args)] = (kind, payload)
         except Exception:
+            if kind == "train":
+                self.training -= 1
             self._fail_points(payload if kind == "eval" else payload[1], "could not submit:\n" + traceback.format_exc())
 
     def start_group(self, train_key: str, points: list[Point]) -> None:
@@ -238,6 +252,7 @@ class _Run:
                 final_checkpoint(self.model_dir(train_key), cfg["train"]["epochs"]).is_file():
             self.start_evaluation(train_key, points)
         else:
+            self.training += 1
             self.submit("train", train_task, cfg, self.model_dir(train_key), payload=(train_key, points))
 
     def start_evaluation(self, train_key: str, points: list[Point]) -> None:
@@ -255,14 +270,16 @@ class _Run:
 
     def on_train(self, result: dict, train_key: str, points: list[Point]) -> None:
         cfg = points[0].train
+        self.training -= 1
         if not result["ok"]:
             self.store.record_model(train_key, cfg, status="failed", error=result["error"])
             self._fail_points(points, "training failed:\n" + result["error"])
-            return
-        self.store.record_model(train_key, cfg, status="done", history=result["history"],
-                                train_s=result["train_s"], epochs_trained=result["epochs_trained"])
-        self.counts["trained"] += result["epochs_trained"] > 0
-        self.start_evaluation(train_key, points)
+        else:
+            self.store.record_model(train_key, cfg, status="done", history=result["history"],
+                                    train_s=result["train_s"], epochs_trained=result["epochs_trained"])
+            self.counts["trained"] += result["epochs_trained"] > 0
+            self.start_evaluation(train_key, points)
+        self._next_trainings()
 
     def on_eval(self, results: list[dict], points: list[Point]) -> None:
         model = self.store.model(points[0].train_key) or {}
@@ -280,7 +297,12 @@ class _Run:
             self.bar.update(1)
 
     def loop(self) -> None:
-        while self.pending:
+        self._next_trainings()
+        while self.pending or self.waiting:
+            if not self.pending:  # only unsubmitted groups left (submissions failed): go on with them
+                self.training = 0  # nothing is in flight
+                self._next_trainings()
+                continue
             if isinstance(self.ex, InlineExecutor):
                 self.ex.step()
             finished, _ = cf.wait(list(self.pending), return_when=cf.FIRST_COMPLETED)
@@ -329,8 +351,7 @@ def run(spec, out, *, workers: int | None = None, scheduler=None, retry_failed: 
         bar = tqdm(total=len(todo), desc=spec.name, unit="point", disable=not progress, smoothing=0.1)
         state = _Run(spec, store, out, executor, slots, bar)
         try:
-            for train_key, points in groups.items():
-                state.start_group(train_key, points)
+            state.start_groups(groups)
             state.loop()
         finally:
             bar.close()
