@@ -51,3 +51,42 @@ def test_bad_inputs_raise():
         convert(ann, cfg, torch.rand(10, 4), percentile=0.0)
     with pytest.raises(ValueError, match="linear layers"):
         convert(relu_mlp([4, 8, 8, 3]), cfg, torch.rand(10, 4))
+
+
+def test_conversion_as_a_training_method_of_the_loop_and_of_sweeps(tmp_path):
+    from training.loop import train
+    from training.sweeps import run as run_sweep
+    from training.sweeps.store import Store
+
+    cfg = RunConfig.from_dict({"train": {"epochs": 2, "method": "conversion", "threads": 1},
+                               "network": {"hidden": [16], "time_steps": 30}, "hardware": IDEAL})
+    model, history = train(cfg, tmp_path / "run", progress=False)
+    assert model.network.neuron == "if" and history[-1]["val_accuracy"] > 0.5
+    again, history2 = train(cfg, tmp_path / "run", progress=False)  # resumes: same converted network
+    assert history2 == history and again.network == model.network
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        if torch.is_tensor(a):
+            assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="train.method"):
+        RunConfig.from_dict({"train": {"method": "evolution"}})
+
+    spec = """
+[study]
+name = "methods"
+
+[base]
+network = { hidden = [8], time_steps = 10 }
+hardware = { mode = "ideal", family = "pcm" }
+train = { epochs = 1 }
+
+[deploy]
+mode = "noisy"
+
+[grid]
+"train.method" = ["surrogate", "conversion"]
+"deploy.t" = [1.0]
+"""
+    summary = run_sweep(spec, tmp_path / "sweep", workers=0, progress=False)
+    assert summary["done"] == 2 and summary["failed"] == 0
+    with Store(tmp_path / "sweep") as store:
+        assert len(store.statuses()) == 2

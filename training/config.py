@@ -44,6 +44,9 @@ from .model import NetworkConfig
 DATASETS = ("yin_yang", "digits")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
+#: "surrogate": BPTT with surrogate gradients (or exact, for memristive neurons); "conversion": a
+#: ReLU network trained in float and converted to IF neurons (:mod:`training.conversion`)
+METHODS = ("surrogate", "conversion")
 #: inference times of a deployed chip (s): 1 s, 1 h, 1 day, 1 month (30 d), 1 year (365 d)
 DEFAULT_TIMES = (1.0, 3600.0, 86400.0, 2592000.0, 31536000.0)
 
@@ -92,7 +95,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """epochs; optimizer "adam"/"sgd" with lr, weight_decay, momentum (sgd); schedule
-    "cosine" (to 0 over the epochs) or "constant"; threads: torch CPU threads (0 = leave)."""
+    "cosine" (to 0 over the epochs) or "constant"; threads: torch CPU threads (0 = leave);
+    method: "surrogate" (train the SNN itself) or "conversion" (train the ReLU twin, convert with
+    data-based normalisation at ``conversion_percentile``; the network then uses IF neurons)."""
 
     epochs: int = 30
     lr: float = 1e-2
@@ -101,8 +106,14 @@ class TrainConfig:
     momentum: float = 0.9
     schedule: str = "cosine"
     threads: int = 0
+    method: str = "surrogate"
+    conversion_percentile: float = 99.9
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"train.method must be one of {list(METHODS)}, got {self.method!r}")
+        if not (isinstance(self.conversion_percentile, (int, float)) and 0 < self.conversion_percentile <= 100):
+            raise ValueError(f"train.conversion_percentile must be in (0, 100], got {self.conversion_percentile!r}")
         _int("epochs", self.epochs, 1)
         _pos("lr", self.lr)
         _pos("weight_decay", self.weight_decay, allow_zero=True)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig
 from .data import digits, make_loader, yin_yang_splits
-from .model import SpikingMLP
+from .model import NetworkConfig, SpikingMLP
 from .report import atomic_write_bytes
 
 CHECKPOINT_RE = re.compile(r"^epoch_(\d{4,})\.pt$")
@@ -75,6 +75,43 @@ def _optimizer(config: RunConfig, model: SpikingMLP):
     return opt, sched
 
 
+def model_from_checkpoint(config: RunConfig, state: dict, in_features: int, n_classes: int) -> SpikingMLP:
+    """The trained network of a checkpoint: built with the network options stored in it (a
+    converted network's IF threshold and readout), else ``config.network``."""
+    network = NetworkConfig.from_dict(state["network"]) if "network" in state else config.network
+    model = SpikingMLP(in_features, n_classes, network, config.hardware)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def _train_by_conversion(config: RunConfig, out_dir: Path, resume: bool) -> tuple[SpikingMLP, list[dict]]:
+    """``train.method = "conversion"``: the ReLU twin trained for ``train.epochs``, converted
+    (:mod:`training.conversion`) with the first 1000 training samples as calibration data; one
+    checkpoint holds the converted network."""
+    from .conversion import convert, train_ann
+
+    splits, n_in, n_classes = load_data(config)
+    path = out_dir / "checkpoints" / f"epoch_{config.train.epochs:04d}.pt"
+    if resume and path.is_file():
+        state = torch.load(path, weights_only=True)
+        if state["config"] != config.to_dict():
+            raise ValueError(f"{out_dir} holds checkpoints of a different configuration; use another output "
+                             "directory or resume=False (--no-resume)")
+        return model_from_checkpoint(config, state, n_in, n_classes), list(state["history"])
+    ann = train_ann(config, splits, n_in, n_classes)
+    model = convert(ann, config, splits.train.X[:1000], percentile=config.train.conversion_percentile)
+    test_split = splits.validation if splits.validation is not None else splits.test
+    with torch.no_grad():
+        ann_acc = float((ann(test_split.X).argmax(1) == test_split.y).float().mean())
+        ann_loss = float(torch.nn.functional.cross_entropy(ann(splits.train.X), splits.train.y))
+    history = [{"epoch": config.train.epochs, "loss": ann_loss, "train_accuracy": ann_acc,
+                "val_accuracy": accuracy(model, test_split, config.data.eval_batch_size), "lr": 0.0}]
+    _save_checkpoint(path, {"config": config.to_dict(), "epoch": config.train.epochs, "model": model.state_dict(),
+                            "network": model.network.to_dict(), "history": history})
+    _write_csv(out_dir / "metrics.csv", history)
+    return model, history
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
     ckpts = sorted((p for p in (out_dir / "checkpoints").glob("epoch_*.pt") if CHECKPOINT_RE.match(p.name)),
                    key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
@@ -111,6 +148,8 @@ def train(config: RunConfig, out_dir, *, resume: bool = True, progress: bool = T
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    if config.train.method == "conversion":
+        return _train_by_conversion(config, out_dir, resume)
     splits, n_in, n_classes = load_data(config)
     model = build_model(config, n_in, n_classes)
     opt, sched = _optimizer(config, model)

@@ -110,7 +110,7 @@ def _load_state(train_key: str, config: dict, model_dir: str):
             raise ValueError(f"{path} holds a different configuration than model {train_key}")
         splits, n_in, n_classes = load_data(cfg)
         _STATE_CACHE.clear()
-        _STATE_CACHE[stamp] = (cfg, state["model"], splits, n_in, n_classes)
+        _STATE_CACHE[stamp] = (cfg, state, splits, n_in, n_classes)
     return _STATE_CACHE[stamp]
 
 
@@ -120,11 +120,10 @@ def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     import torch
 
     from training.evaluate import deployment_hardware
-    from training.loop import accuracy, build_model
+    from training.loop import accuracy, model_from_checkpoint
 
     cfg, state, splits, n_in, n_classes = loaded
-    model = build_model(cfg, n_in, n_classes)
-    model.load_state_dict(state)
+    model = model_from_checkpoint(cfg, state, n_in, n_classes)
     torch.manual_seed(derived_seed(key, "evaluate"))
     hw = cfg.hardware.replace(adc_bits=deploy["adc_bits"])
     steps, batch = deploy["time_steps"], cfg.data.eval_batch_size
