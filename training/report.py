@@ -7,27 +7,12 @@ saves its figures there; the executed notebook is written next to them. Writes a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from devices._io import atomic_write_bytes  # noqa: F401  (re-exported: training modules import it here)
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 REPORT_NOTEBOOKS = ("01_devices.ipynb",)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (same-directory temp file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run_notebook(notebook: Path, out_dir: Path, timeout: float = 1800.0) -> Path:

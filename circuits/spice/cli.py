@@ -107,8 +107,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _report(report, args: argparse.Namespace) -> int:
+    """Print a validation report, write it (with the command's settings) to ``--json`` if
+    given; exit code 0 if it passed, else 1."""
     from .crossbar_export import write_atomic
+
+    print(report.summary())
+    if args.json is not None:
+        settings = {k: val for k, val in vars(args).items() if k not in ("func", "command", "spice_command")}
+        write_atomic(args.json, json.dumps({"report": report.as_dict(), "settings": settings}, indent=2) + "\n")
+    return 0 if report.passed else 1
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
     from .ngspice import NgspiceNotFoundError, SpiceSimulationError
     from .validate import validate
 
@@ -118,11 +129,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except (NgspiceNotFoundError, SpiceSimulationError) as exc:
         print(f"xbar spice validate: error: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
-    if args.json is not None:
-        settings = {k: val for k, val in vars(args).items() if k not in ("func", "command", "spice_command")}
-        write_atomic(args.json, json.dumps({"report": report.as_dict(), "settings": settings}, indent=2) + "\n")
-    return 0 if report.passed else 1
+    return _report(report, args)
 
 
 #: ``validate-neuron`` defaults per kind: amplitude (A), window (s), waveform sample step (s)
@@ -154,7 +161,6 @@ def neuron_waveform(args: argparse.Namespace):
 
 
 def _cmd_validate_neuron(args: argparse.Namespace) -> int:
-    from .crossbar_export import write_atomic
     from .ngspice import NgspiceNotFoundError, SpiceSimulationError
     from .neuron_validate import validate_neuron
 
@@ -166,11 +172,7 @@ def _cmd_validate_neuron(args: argparse.Namespace) -> int:
     except (NgspiceNotFoundError, SpiceSimulationError) as exc:
         print(f"xbar spice validate-neuron: error: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
-    if args.json is not None:
-        settings = {k: val for k, val in vars(args).items() if k not in ("func", "command", "spice_command")}
-        write_atomic(args.json, json.dumps({"report": report.as_dict(), "settings": settings}, indent=2) + "\n")
-    return 0 if report.passed else 1
+    return _report(report, args)
 
 
 def _add_neuron_parser(sub) -> None:

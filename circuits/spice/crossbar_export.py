@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from devices._io import atomic_write_bytes
 
 from .device_models import device_iv, rram_cell
 from .netlist import DIALECTS, Expr, Netlist, const, func, volt
@@ -120,27 +121,8 @@ def export_crossbar(crossbar, v_in, *, v_col_bias=None, path: str | os.PathLike 
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, flushed
-    and fsync'ed, then ``os.replace`` (readers see the old file or the new one, never half)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"path must be a file name, got the directory {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0o022)
-    os.umask(umask)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp's 0600 would make the file private
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`devices._io.atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def crossbar_transient_netlist(crossbar, times, v_rows, v_cols, *, max_step: float,
