@@ -121,64 +121,45 @@ def triangle_derivative(x: torch.Tensor, slope: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- autograd functions
-class FastSigmoidSpike(torch.autograd.Function):
+class _SpikeFunction(torch.autograd.Function):
+    """Heaviside forward; backward multiplies by the subclass's ``derivative(x, slope)``."""
+
+    derivative: Callable[[torch.Tensor, float], torch.Tensor]
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return heaviside(x)
+
+    @classmethod
+    def backward(cls, ctx, grad_output: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad_output * cls.derivative(x, ctx.slope), None
+
+
+class FastSigmoidSpike(_SpikeFunction):
     """Heaviside forward, SuperSpike fast-sigmoid derivative backward."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * fast_sigmoid_derivative(x, ctx.slope), None
+    derivative = staticmethod(fast_sigmoid_derivative)
 
 
-class ArctanSpike(torch.autograd.Function):
+class ArctanSpike(_SpikeFunction):
     """Heaviside forward, arctan derivative backward."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * arctan_derivative(x, ctx.slope), None
+    derivative = staticmethod(arctan_derivative)
 
 
-class SigmoidSpike(torch.autograd.Function):
+class SigmoidSpike(_SpikeFunction):
     """Heaviside forward, (peak-normalised) logistic derivative backward."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * sigmoid_derivative(x, ctx.slope), None
+    derivative = staticmethod(sigmoid_derivative)
 
 
-class TriangleSpike(torch.autograd.Function):
+class TriangleSpike(_SpikeFunction):
     """Heaviside forward, triangular (piecewise-linear) derivative backward."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * triangle_derivative(x, ctx.slope), None
+    derivative = staticmethod(triangle_derivative)
 
 
 #: name -> autograd Function class
