@@ -7,8 +7,9 @@ JOBS ?= 2
 setup:
 	@bash tools/setup.sh
 
-report: setup  ## the main job: the hardware-aware training study under results/study
-	@$(PY) -m training.cli study --out results
+report: setup  ## the main job: the quick robustness study (studies/quick.toml) -> results/quick/report/
+	@$(PY) -m training.cli sweep run studies/quick.toml --out results/quick; status=$$?; \
+	$(PY) -m training.cli sweep report results/quick && exit $$status
 
 test: setup  ## the whole test suite: unit/physics tests and the executed notebooks
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup tests notebooks --nbmake --nbmake-timeout=900 -q

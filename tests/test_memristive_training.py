@@ -8,7 +8,8 @@ import torch
 from circuits.neurons import MIFNeuron
 from training.config import RunConfig
 from training.hardware import HardwareConfig
-from training.memristive import (column_current, memristive_forward, mif_sequence, readout_logits, row_input,
+from training.memristive import (MIF_RAILS, column_current, memristive_forward, mif_sequence, readout_logits, row_input,
+                                 row_voltage, volts_per_unit,
                                  run_neurons)
 from training.model import NetworkConfig, SpikingMLP
 
@@ -89,9 +90,10 @@ def test_no_custom_autograd_function_in_the_graph():
     assert [n for n in _graph_nodes(lif(torch.rand(4, 2))) if isinstance(n, torch.autograd.function.BackwardCFunction)]
 
 
-@pytest.mark.parametrize("splitting", ["strang", "lie"])
-def test_fast_mif_sequence_equals_reference_neuron(splitting):
-    neuron = MIFNeuron(4, d2d=0.15, seed=2, splitting=splitting, dtype=torch.float64)
+@pytest.mark.parametrize("splitting,rails", [("strang", False), ("lie", False), ("strang", True)])
+def test_fast_mif_sequence_equals_reference_neuron(splitting, rails):
+    opts = {"v_low": -0.1, "v_high": 0.15} if rails else {}
+    neuron = MIFNeuron(4, d2d=0.15, seed=2, splitting=splitting, dtype=torch.float64, **opts)
     g = torch.Generator().manual_seed(1)
     i = (torch.rand(40, 3, 4, generator=g, dtype=torch.float64) - 0.3) * 80e-6
     ref = neuron(i)
@@ -113,8 +115,47 @@ def test_membrane_current_is_the_physical_column_current():
     assert layer.hardware.adc_bits is None and layer.hardware.dac_bits is None
     # next-layer rows: a resting membrane (v = v_row_ref) drives 0 V, a 0.1 V excursion 0.1 V·row_gain
     v = torch.tensor([[0.025, 0.125, -0.075]], dtype=torch.float64)
-    x_next = row_input(v, layer, 2.0, 0.025)
+    x_next = row_input(v, layer, 2.0, 0.025, row_swing=None)
     torch.testing.assert_close(x_next * (hw.v_read / hw.x_max), torch.tensor([[0.0, 0.2, -0.2]], dtype=torch.float64))
+
+
+def test_row_buffers_saturate_at_the_read_voltage():
+    """Rows of layers >= 1 stay within ±row_swing·v_read (the synapses are never driven beyond
+    their read voltage); slope row_gain at the reference, tanh shape in between."""
+    layer = _tiny_mif().layers[1]
+    v_read = layer.hardware.v_read
+    v = torch.linspace(-5.0, 5.0, 201, dtype=torch.float64)
+    for swing in (1.0, 0.5):
+        rows = row_voltage(v, layer, 2.0, 0.025, swing)
+        assert float(rows.abs().max()) <= swing * v_read
+        assert float(rows.abs().max()) > 0.999 * swing * v_read
+        torch.testing.assert_close(rows, swing * v_read * torch.tanh(2.0 * (v - 0.025) / (swing * v_read)))
+        x = row_input(v, layer, 2.0, 0.025, swing)
+        torch.testing.assert_close(x * volts_per_unit(layer), rows)
+    small = torch.tensor([0.025 + 1e-6], dtype=torch.float64)
+    slope = float(row_voltage(small, layer, 2.0, 0.025, 1.0)) / 1e-6
+    assert abs(slope - 2.0) < 1e-6
+    unbounded = row_voltage(v, layer, 2.0, 0.025, None)
+    assert float(unbounded.abs().max()) > 9.0
+
+
+def test_network_membranes_stay_within_the_mirror_rails():
+    """A memristive network driven far beyond its inputs' range: every membrane stays within the
+    default compliance rails (training.memristive.MIF_RAILS), every row within ±v_read."""
+    model = _tiny_mif(current_gain=500.0)
+    x = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.weight.copy_(layer.weight.sign())  # |w| = w_max: the largest currents
+        _, traces = memristive_forward(model.layers, model.neurons, model.encode(x, 8), current_gain=500.0,
+                                       row_gain=1.0, readout="mean", readout_scale=0.01, return_traces=True)
+    lo, hi = MIF_RAILS["v_low"], MIF_RAILS["v_high"]
+    overshoot = 0.1 * math.exp(-(hi - lo) / 0.1)  # the lower softplus lifts the upper rail by κ e^(−Δ/κ) = 4.5 µV
+    for v in traces:
+        assert float(v.max()) <= hi + 1.01 * overshoot and float(v.min()) >= lo
+    assert max(float(v.abs().max()) for v in traces) > 0.45  # the rails are reached
+    rows = row_voltage(traces[0], model.layers[1], 1.0, 0.0, 1.0)
+    assert float(rows.abs().max()) <= model.layers[1].hardware.v_read
 
 
 def test_short_yin_yang_training_beats_chance(tmp_path):
@@ -140,6 +181,8 @@ def test_short_yin_yang_training_beats_chance(tmp_path):
     ({"neuron": "mif", "dt": 1e-6, "row_gain": -1.0}, "row_gain"),
     ({"neuron": "mif", "dt": 1e-6, "readout_scale": float("nan")}, "readout_scale"),
     ({"neuron": "mif", "dt": 1e-6, "v_row_ref": float("inf")}, "v_row_ref"),
+    ({"neuron": "mif", "dt": 1e-6, "row_swing": 1.5}, "row_swing must be in"),
+    ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"v_low": 0.2, "v_high": 0.1}}, "v_low must be < v_high"),
     ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"tau": 1.0}}, "unknown neuron_params"),
     ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"c": -1e-12}}, "neuron_params: c"),
     ({"neuron": "mif", "dt": 1e-6, "neuron_params": {"seed": -1}}, "neuron_params.seed"),

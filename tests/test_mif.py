@@ -9,8 +9,8 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.special import expit
 
-from circuits.neurons.mif import (X_INIT_KANG2021, MIFNeuron, MIFParameters, MIFState, analog_readout, count_spikes,
-                                  membrane_step, mif_initial_state, mif_step, mif_step_euler, spike_readout)
+from circuits.neurons.mif import (X_INIT_KANG2021, MIFNeuron, MIFParameters, MIFState, analog_readout, clip_to_rails,
+                                  count_spikes, membrane_step, mif_initial_state, mif_step, mif_step_euler, spike_readout)
 from devices.volatile import SwitchParameters
 
 F64 = torch.float64
@@ -166,6 +166,65 @@ def test_bptt_gradient_through_a_sequence():
     assert torch.isfinite(i.grad).all() and (i.grad.abs().sum((1, 2)) > 0).all()
 
 
+# ----------------------------------------------------------------------------- input compliance rails
+def test_rails_match_an_independent_hard_rail_reference():
+    """200 µA DC with the upper rail at 0.3 V: the onset transient runs into the rail, is held
+    there while M1 switches ON (V across it 0.3 V > v_on), and leaves it once M1's current
+    exceeds the input. Reference: Radau-free RK45 of the ODE whose dv/dt is zeroed at the rail
+    while the unconstrained dv/dt points outward (the hard-rail source), independent of the
+    clip-the-exact-step scheme; the torch scheme converges to it as Δt and v_knee shrink."""
+    v_high, i_dc = 0.3, 200e-6
+
+    def rhs_rail(t, y):
+        d = rhs(t, y, lambda t: i_dc)
+        if y[0] >= v_high and d[0] > 0:
+            d[0] = 0.0
+        return d
+
+    ref = solve_ivp(rhs_rail, (0.0, 60e-6), [0.0, X_INIT_KANG2021, X_INIT_KANG2021], method="RK45", rtol=1e-10,
+                    atol=1e-13, max_step=2e-9, dense_output=True)
+    t_fine = np.linspace(0, 60e-6, 6001)
+    v_ref = ref.sol(t_fine)[0]
+    held = np.mean(v_ref > v_high - 1e-6)
+    assert 0.02 < held < 0.9 and v_ref[-1] < v_high - 0.05  # it rides the rail for a while, then leaves it
+    errors = {}
+    for dt in (1e-7, 2e-8):
+        t, v = simulate(mif_step, i_dc, 60e-6, dt, P._replace(v_high=v_high, v_knee=1e-5))
+        errors[dt] = np.abs(v - ref.sol(t)[0]).max() / np.ptp(v_ref)
+        assert v.max() <= v_high + 1e-12
+    assert errors[2e-8] < 1e-4 and errors[1e-7] < 1e-3, errors  # measured 2.6e-5, 3.0e-4
+
+
+def test_rails_bound_the_membrane_for_any_input_and_leave_the_range_untouched():
+    i = torch.tensor([[-1e-2, -1e-3, 0.0, 20e-6, 1e-3, 1e-2]], dtype=F64).expand(50, 1, 6)
+    free = MIFNeuron(6, dtype=F64)(i)
+    assert float(free.abs().max()) > 50.0  # an ideal source drives the membrane to tens of volts
+    railed = MIFNeuron(6, v_low=-0.5, v_high=0.5, v_knee=0.02, dtype=F64)(i)
+    assert float(railed.min()) >= -0.5 and float(railed.max()) <= 0.5 + 1e-12
+    assert float(railed[-1, 0, 0]) < -0.5 + 0.02 * math.log(2) and float(railed[-1, 0, -1]) > 0.5 - 0.02 * math.log(2)
+    # inside the range the smoothed clip changes v by at most v_knee·exp(−distance/v_knee)
+    far = MIFNeuron(2, v_low=-10.0, v_high=10.0, dtype=F64)(i[:, :, 2:4])
+    torch.testing.assert_close(far, free[:, :, 2:4], rtol=0, atol=1e-13)  # rounding of v_high − (v_high − v)
+    near = railed[:, :, 3] - free[:, :, 3]  # the 20 µA spike peaks at 0.22 V, 0.28 V from the rail
+    assert float(near.abs().max()) <= 0.02 * math.exp(-0.27 / 0.02)
+
+
+def test_gradcheck_through_an_active_rail():
+    v = torch.tensor([0.45, 0.5, 0.55, -0.52], dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: clip_to_rails(v, -0.5, 0.5, 0.02), (v,))
+    i_ua = torch.tensor([[300.0, 2000.0]], dtype=F64, requires_grad=True)
+    s = mif_initial_state((1, 2), dtype=F64)
+    p = P._replace(v_low=-0.5, v_high=0.3)
+
+    def f(i_ua):
+        return mif_step(i_ua * 1e-6, s, p, 1e-6)[0]
+
+    assert torch.autograd.gradcheck(f, (i_ua,))
+    out = f(i_ua)
+    out.sum().backward()
+    assert float(out.max()) > 0.29 and (i_ua.grad > 0).all()  # at the rail the gradient is small, not zero
+
+
 # ----------------------------------------------------------------------------- behaviour
 def test_pulse_response_is_spike_like_without_reset():
     neuron = MIFNeuron(3, dtype=F64)
@@ -241,7 +300,8 @@ def test_device_variation_per_neuron_seeded():
     (dict(device_overrides=dict(v_off=0.2)), "v_off must be < v_on"),
     (dict(device_overrides=dict(r_on=1e6)), "r_on must be < r_off"), (dict(splitting="rk4"), "splitting"),
     (dict(d2d=0.5), "d2d"), (dict(dt=0.0), "dt"), (dict(e2=float("nan")), "e2"), (dict(x_init=1.5), "x_init"),
-    (dict(n=2.5), "number of neurons"),
+    (dict(n=2.5), "number of neurons"), (dict(v_low=0.5, v_high=0.5), "v_low must be < v_high"),
+    (dict(v_knee=0.0), "v_knee"), (dict(v_high=float("nan")), "v_high"),
 ])
 def test_bad_parameters_raise(kwargs, match):
     kwargs = dict(kwargs)

@@ -95,6 +95,25 @@ def test_network_matches_ngspice():
 
 
 @ngspice
+def test_network_with_saturating_row_buffers_matches_ngspice():
+    """Row buffers with rails at ±v_swing (tanh) in both simulators: the membranes agree and the
+    second layer's row voltages never exceed the swing although g_V · v does."""
+    crossbars, v_in, dt = default_network(0)
+    swing = 0.2
+    rep = validate_network(crossbars, v_in, dt, v_gain=4.0, v_swing=swing, spike_level=0.1)
+    assert rep.passed, rep.summary()
+    assert rep.max_membrane_err <= 3e-3, rep.summary()
+    res = run_netlist(network_netlist(crossbars, v_in, dt, v_gain=4.0, v_swing=swing, max_step=50e-9).render())
+    rows = np.stack([res[f"in_l2_{i}"] for i in range(3)])
+    mem = np.stack([res[f"mem_l1_{i}"] for i in range(3)])
+    assert 4.0 * mem.max() > 1.5 * swing  # the linear buffer would exceed the rails ...
+    assert np.abs(rows).max() <= swing * (1 + 1e-9)  # ... the saturating one does not
+    np.testing.assert_allclose(rows, swing * np.tanh(4.0 * mem / swing), rtol=1e-5, atol=1e-9)  # reltol 1e-6
+    with pytest.raises(ValueError, match="v_swing"):
+        network_netlist(crossbars, v_in, dt, v_swing=-0.1)
+
+
+@ngspice
 def test_network_mismatch_is_detected():
     """A 5 % error in the torch side's mirror gain must show up against ngspice."""
     crossbars, v_in, dt = default_network(0)
@@ -191,3 +210,16 @@ def test_cli_validate_neuron(tmp_path, capsys):
     assert xbar_main(["spice", "validate-neuron", "--t-stop", "2.5e-6", "--dt", "1e-6"]) == 2
     with pytest.raises(SystemExit):
         xbar_main(["spice", "validate-neuron", "--kind", "lif"])
+
+
+@ngspice
+def test_cli_validate_network(tmp_path, capsys):
+    out = tmp_path / "network.json"
+    code = xbar_main(["spice", "validate-network", "--v-gain", "4", "--v-swing", "0.2", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.startswith("PASS network")
+    report = json.loads(out.read_text())["report"]
+    assert report["passed"] and report["max_membrane_err"] <= 3e-3
+    with pytest.raises(SystemExit):
+        xbar_main(["spice", "validate-network", "--v-swing", "-0.2"])

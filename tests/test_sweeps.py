@@ -2,10 +2,13 @@
 
 One tiny study (Yin-Yang, 4-8-3 LIF network, 5 time steps, 1 epoch; 2 device families x 2
 inference times = 4 points, 2 trainings) is run once with the local process pool and used as
-the reference of the other executors and of the kill/resume test.
+the reference of the other executors and of the kill/resume test. The real ``--scheduler
+ADDRESS`` path (separate scheduler and worker processes) is tested in ``test_sweeps_dask.py``.
 """
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.sweeps import SpecError, Store, load_spec, report, run, table
 from training.sweeps import execute
@@ -43,6 +47,18 @@ def metrics_by_key(out_dir) -> dict:
     with Store(out_dir, create=False) as store:
         return {r["key"]: (r["status"], r["metrics"]["accuracy"], r["metrics"]["ideal_accuracy"])
                 for r in store.rows(keys)}
+
+
+def same_state(a, b) -> bool:
+    """Whether two loaded checkpoints hold equal values (tensors compared exactly); the files
+    themselves differ (torch.save writes a random serialization id)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +221,45 @@ def test_dask_local_cluster_matches_local_pool(reference, tmp_path):
         summary = run(TINY, tmp_path, scheduler=client, progress=False)
     assert summary["done"] == 4 and summary["trained"] == 2
     assert metrics_by_key(tmp_path) == metrics_by_key(ref_dir)
+
+
+def test_worker_local_training_resumes_from_a_sent_checkpoint(tmp_path):
+    """The Dask path trains in a worker-local directory from the checkpoint bytes it is sent and
+    returns the same final checkpoint as training on in the study directory."""
+    from training.config import RunConfig
+    from training.loop import train
+
+    config = load_spec(TINY.replace("epochs = 1", "epochs = 2")).points[0].train
+    in_place = tmp_path / "in_place"
+    train(RunConfig.from_dict(config), in_place, progress=False, stop_after=1)
+    first = (in_place / "checkpoints" / "epoch_0001.pt").read_bytes()
+    local = execute.train_task(config, str(in_place))
+    remote = execute.train_task(config, None, ("epoch_0001.pt", first))
+    assert local["ok"] and remote["ok"], (local.get("error"), remote.get("error"))
+    assert local["epochs_trained"] == remote["epochs_trained"] == 1 and local["history"] == remote["history"]
+    a, b = (torch.load(io.BytesIO(r["checkpoint"]), weights_only=True) for r in (local, remote))
+    assert same_state(a, b)  # model, optimiser, random states and history
+    assert remote["metrics_csv"] == (in_place / "metrics.csv").read_bytes()
+    assert not execute.train_task(config, None, ("../evil.pt", first))["ok"]
+
+
+def test_worker_with_another_memxbar_version_fails_its_points(reference, tmp_path, monkeypatch):
+    ref_dir, _ = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref_dir, out)
+    real = execute.evaluate_task
+
+    def other_version(*args):
+        return [r | {"versions": r["versions"] | {"memxbar": "0.0.1"}} for r in real(*args)]
+
+    monkeypatch.setattr(execute, "evaluate_task", other_version)
+    grown = TINY.replace('"deploy.t" = [1.0, 86400.0]', '"deploy.t" = [1.0, 86400.0, 3600.0]')
+    summary = run(grown, out, workers=0, progress=False)  # 2 new points of trained models
+    assert summary["trained"] == 0 and summary["failed"] == 2 and summary["done"] == 0
+    with Store(out, create=False) as store:
+        failed = store.rows(status="failed")
+    assert {r["versions"]["memxbar"] for r in failed} == {"0.0.1"}
+    assert all("install the same memxbar version on every worker" in r["error"] for r in failed)
 
 
 # ---------------------------------------------------------------------------- plan, report, CLI

@@ -32,15 +32,31 @@ the network uses the neurons' nonlinear switching range (Yin-Yang, 4-120-3, 20 s
 ideal synapses: gain 4 → 86 % after 8 epochs, 10 → 96.3 %, 20 → 97.8 % after 15 epochs).
 Families with another window need the gain scaled by 24.9 µS / (g_max − g_min).
 
-Next-layer input. A buffer of gain ``row_gain`` (1, default: the membrane voltage itself)
-referenced to ``v_row_ref`` (default 0 V) drives the next crossbar's row: ``V_row = row_gain ·
-(v − v_row_ref)``, i.e. ``x = row_gain · (v − v_row_ref) / v_unit`` input units (v_row_ref =
-25 mV = the MIF resting potential makes a resting neuron drive 0 V). The membrane voltage is
+Next-layer input. A buffer of gain ``row_gain`` (1, default) referenced to ``v_row_ref`` (default
+0 V) drives the next crossbar's row, and its output saturates smoothly at ±V_s like an amplifier
+at its rails::
+
+    V_row = V_s · tanh(row_gain · (v − v_row_ref) / V_s),    V_s = row_swing · v_read
+
+``row_swing`` (default 1) is a fraction of the next layer's read voltage, so the synapses are
+never driven beyond the voltage they are read at (a membrane at 1 V on a PCM row would program
+it); ``x = V_row / v_unit`` input units. ``row_swing = "none"`` gives a linear, unbounded buffer
+(rows follow the membrane wherever it goes; not physical for large excursions). v_row_ref = 25 mV
+(the MIF resting potential) makes a resting neuron drive 0 V. The membrane voltage is
 analog and continuous (the MIF "spike" is a graded excursion), so this signal is
 differentiable; there is no DAC on these rows (``dac_bits`` forced to None for layers ≥ 1; the
 first layer keeps its DAC for the digital input features and its straight-through quantiser
 gradient, as the LIF path: set ``dac_bits = None`` for an exactly differentiable network end to
 end).
+
+Membrane range. The current mirrors that drive the MIF membranes have compliance rails: unless
+``neuron_params`` sets them, ``v_low = −0.5 V`` and ``v_high = 0.5 V`` (:data:`MIF_RAILS`; a
+mirror on ±0.5 V supplies), so no membrane leaves [−0.5, 0.5] V whatever the weights — without
+them, trained networks drove membranes to several volts and milliamperes through the neuron
+memristors. The update is the exact hard-rail solution of each step, smoothed over ``v_knee``
+(default 0.1 V, about the saturation voltage of the output transistor; :mod:`circuits.neurons.mif`, "Input compliance"). ``"none"`` for both: ideal
+sources. The oscillator neuron has no rails (its membrane is bounded by its switch's threshold
+from above; its input is an ideal source).
 
 Readout and loss. The output layer is a layer of the same memristive neurons; its membrane
 waveform is reduced over the sample to one value per class (``"mean"``: the time average, i.e.
@@ -71,6 +87,7 @@ import torch
 from torch import nn
 
 from circuits.neurons import MIFNeuron, OscillatorNeuron
+from circuits.neurons.mif import clip_to_rails
 
 from .crossbar_linear import CrossbarLinear
 from .hardware import HardwareConfig
@@ -83,11 +100,14 @@ DT_MAX = {"mif": 1e-5, "oscillator": 1e-8}
 #: keyword options of each neuron class accepted in ``NetworkConfig.neuron_params``.
 NEURON_OPTIONS = {
     "mif": ("c", "e1", "e2", "v_spike", "v_init", "x_init", "device_preset", "device_overrides", "d2d", "c2c_sigma",
-            "splitting", "seed"),
+            "splitting", "v_low", "v_high", "v_knee", "seed"),
     "oscillator": ("c", "r_load", "g_leak", "x_spike", "v_init", "device_preset", "device_overrides", "d2d",
                    "c2c_sigma", "seed"),
 }
 READOUT_REDUCTIONS = ("mean", "max")
+#: compliance rails (V) of the current mirrors that drive MIF membranes in a network, unless
+#: ``neuron_params`` sets ``v_low``/``v_high`` (``"none"``: an ideal source); module docstring.
+MIF_RAILS = {"v_low": -0.5, "v_high": 0.5}
 _LAYER_SEED_STRIDE = 1000
 
 
@@ -98,9 +118,10 @@ def _positive(name: str, value) -> float:
 
 
 def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout_scale, neuron_params,
-                                v_row_ref=0.0) -> None:
+                                v_row_ref=0.0, row_swing=1.0) -> None:
     """Raise ``ValueError`` naming the option: ``dt`` in (0, DT_MAX[neuron]], gains and
-    ``readout_scale`` > 0, ``neuron_params`` a table of the neuron's options with valid values."""
+    ``readout_scale`` > 0, ``row_swing`` in (0, 1] or None, ``neuron_params`` a table of the
+    neuron's options with valid values."""
     if neuron not in MEMRISTIVE_NEURONS:
         raise ValueError(f"neuron must be one of {list(MEMRISTIVE_NEURONS)} for a memristive network, got {neuron!r}")
     dt = _positive("dt", dt)
@@ -110,6 +131,9 @@ def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout
     _positive("current_gain", current_gain)
     _positive("row_gain", row_gain)
     _positive("readout_scale", readout_scale)
+    if row_swing is not None and not 0 < _positive("row_swing", row_swing) <= 1:
+        raise ValueError(f"row_swing must be in (0, 1] (a fraction of the synapses' read voltage: more would drive "
+                         f"the rows beyond v_read) or \"none\" (linear buffer), got {row_swing!r}")
     if isinstance(v_row_ref, bool) or not isinstance(v_row_ref, (int, float)) or not math.isfinite(v_row_ref):
         raise ValueError(f"v_row_ref must be a finite voltage (V), got {v_row_ref!r}")
     if not isinstance(neuron_params, dict):
@@ -133,6 +157,9 @@ def make_neuron(neuron: str, n: int, dt: float, neuron_params: dict, layer: int,
     device seed ``neuron_params["seed"] + 1000 · layer``."""
     opts = dict(neuron_params)
     opts["seed"] = int(opts.get("seed", 0)) + _LAYER_SEED_STRIDE * layer
+    if neuron == "mif":
+        for name, value in MIF_RAILS.items():
+            opts.setdefault(name, value)
     if opts.get("device_overrides") is not None:
         opts["device_overrides"] = dict(opts["device_overrides"])
     cls = MIFNeuron if neuron == "mif" else OscillatorNeuron
@@ -161,10 +188,26 @@ def column_current(y: Tensor, layer: CrossbarLinear, current_gain: float) -> Ten
     return y * (current_gain * volts_per_unit(layer) * layer.mapping.scale)
 
 
-def row_input(v: Tensor, next_layer: CrossbarLinear, row_gain: float, v_row_ref: float = 0.0) -> Tensor:
-    """Next crossbar's input (input units) for membrane voltages ``v`` (V):
-    ``row_gain · (v − v_row_ref) / v_unit``."""
-    return (v - v_row_ref) * (row_gain / volts_per_unit(next_layer))
+def saturate(u: Tensor, limit: float | None) -> Tensor:
+    """``limit · tanh(u / limit)``: a buffer whose output (V) saturates smoothly at ±``limit``
+    (slope 1 at 0); ``limit`` None: ``u`` unchanged (ideal linear buffer)."""
+    return u if limit is None else limit * torch.tanh(u / limit)
+
+
+def row_voltage(v: Tensor, next_layer: CrossbarLinear, row_gain: float, v_row_ref: float = 0.0,
+                row_swing: float | None = 1.0) -> Tensor:
+    """Row voltages (V) driven by the buffers of membranes ``v`` (V):
+    ``V_s tanh(row_gain (v − v_row_ref) / V_s)``, ``V_s = row_swing · v_read`` of ``next_layer``
+    (``row_swing`` None: ``row_gain (v − v_row_ref)``, unbounded)."""
+    limit = None if row_swing is None else row_swing * next_layer.hardware.v_read
+    return saturate((v - v_row_ref) * row_gain, limit)
+
+
+def row_input(v: Tensor, next_layer: CrossbarLinear, row_gain: float, v_row_ref: float = 0.0,
+              row_swing: float | None = 1.0) -> Tensor:
+    """Next crossbar's input (input units) for membrane voltages ``v`` (V): the
+    :func:`row_voltage` divided by ``v_unit``."""
+    return row_voltage(v, next_layer, row_gain, v_row_ref, row_swing) / volts_per_unit(next_layer)
 
 
 def readout_logits(v_out: Tensor, reduction: str, readout_scale: float) -> Tensor:
@@ -177,7 +220,7 @@ def readout_logits(v_out: Tensor, reduction: str, readout_scale: float) -> Tenso
 
 
 def memristive_forward(layers, neurons, s: Tensor, *, current_gain: float, row_gain: float, readout: str,
-                       readout_scale: float, v_row_ref: float = 0.0, generator: torch.Generator | None = None,
+                       readout_scale: float, v_row_ref: float = 0.0, row_swing: float | None = 1.0, generator: torch.Generator | None = None,
                        return_traces: bool = False):
     """Run the encoded input ``s`` ``(T, batch, in)`` through crossbar ``layers`` and the
     neuron layers ``neurons`` (one per crossbar layer, the last being the output neurons).
@@ -193,7 +236,7 @@ def memristive_forward(layers, neurons, s: Tensor, *, current_gain: float, row_g
         v = run_neurons(neuron, column_current(layer(x), layer, current_gain), generator)
         traces.append(v)
         if k + 1 < len(layers):
-            x = row_input(v, layers[k + 1], row_gain, v_row_ref)
+            x = row_input(v, layers[k + 1], row_gain, v_row_ref, row_swing)
     logits = readout_logits(traces[-1], readout, readout_scale)
     return (logits, traces) if return_traces else logits
 
@@ -224,7 +267,8 @@ def mif_sequence(neuron: MIFNeuron, i_in: Tensor) -> Tensor:
         a = σ((V − v_on)/k_th)/τ_on,  b = σ((v_off − V)/k_th)/τ,
         x ← x + (a/(a + b) − x)(1 − exp(−(a + b) Δt)),   G = 1/R_off + x (1/R_on − 1/R_off)
 
-    and the membrane step ``v ← E_eff + (v − E_eff) exp(−G_tot Δt/C)``, ``E_eff = (I + Σ G_k E_k)/G_tot``.
+    and the membrane step ``v ← E_eff + (v − E_eff) exp(−G_tot Δt/C)``, ``E_eff = (I + Σ G_k E_k)/G_tot``
+    (then :func:`circuits.neurons.mif.clip_to_rails` when the input source has compliance rails).
     """
     p = neuron.parameters_tuple()
     dev = _stacked_switches(neuron, i_in.dtype)
@@ -233,6 +277,7 @@ def mif_sequence(neuron: MIFNeuron, i_in: Tensor) -> Tensor:
     v = state.v.to(i_in.dtype)
     x = torch.stack((state.x1, state.x2)).to(i_in.dtype)
     dt, c = neuron.dt, p.c
+    rails = p.v_low is not None or p.v_high is not None
     if p.splitting == "strang":
         x = _device_step(x, v, e, dt / 2, dev)
     vs = []
@@ -243,6 +288,8 @@ def mif_sequence(neuron: MIFNeuron, i_in: Tensor) -> Tensor:
         g_tot = g.sum(0)
         e_eff = (i_in[t] + (g * e).sum(0)) / g_tot
         v = e_eff + (v - e_eff) * torch.exp(g_tot * (-dt / c))
+        if rails:
+            v = clip_to_rails(v, p.v_low, p.v_high, p.v_knee)
         vs.append(v)
         if p.splitting == "strang" and t + 1 < i_in.shape[0]:
             x = _device_step(x, v, e, dt, dev)

@@ -60,13 +60,14 @@ class NetworkConfig:
     Memristive neurons (``neuron = "mif" | "oscillator"``, :mod:`training.memristive`): ``dt``
     is the neuron step (MIF ≤ 10 µs, e.g. 1e-6; oscillator ≤ 10 ns) and each sample lasts
     ``time_steps`` steps; current_gain: column-current → membrane-current gain (default 10 makes
-    the default MIF neurons switch for typical PCM-window inputs); row_gain, v_row_ref (V):
-    next-row voltage = row_gain · (v − v_row_ref); readout_scale: V per logit unit of the output
+    the default MIF neurons switch for typical PCM-window inputs); row_gain, v_row_ref (V), row_swing:
+    next-row voltage = V_s tanh(row_gain · (v − v_row_ref)/V_s) with V_s = row_swing · v_read (None:
+    linear); readout_scale: V per logit unit of the output
     membranes' ``readout`` ("mean" or "max" over time); neuron_params: options of the neuron class (MIF: c, e1, e2,
-    v_spike, v_init, x_init, device_preset, device_overrides, d2d, c2c_sigma, splitting, seed;
+    v_spike, v_init, x_init, device_preset, device_overrides, d2d, c2c_sigma, splitting, v_low, v_high, v_knee, seed;
     oscillator: c, r_load, g_leak, x_spike, v_init, device_preset, device_overrides, d2d,
-    c2c_sigma, seed). The LIF-only fields (tau_mem, surrogate, readout_tau_*, ...) are unused
-    then; the memristive fields are unused by "lif"/"if" (``neuron_params`` must be empty).
+    c2c_sigma, seed; MIF v_low/v_high/v_knee: the mirrors' compliance rails, default ±0.5 V). The
+    LIF-only fields (tau_mem, surrogate, readout_tau_*, ...) are unused then; the memristive fields are unused by "lif"/"if" (``neuron_params`` must be empty).
     """
 
     hidden: tuple = (120,)
@@ -90,6 +91,7 @@ class NetworkConfig:
     row_gain: float = 1.0
     v_row_ref: float = 0.0
     readout_scale: float = 0.01
+    row_swing: float | None = 1.0
     neuron_params: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
@@ -113,7 +115,7 @@ class NetworkConfig:
         self.li_parameters().validate()
         if self.memristive:
             validate_memristive_options(self.neuron, self.dt, self.current_gain, self.row_gain, self.readout_scale,
-                                        self.neuron_params, self.v_row_ref)
+                                        self.neuron_params, self.v_row_ref, self.row_swing)
         elif self.neuron_params:
             raise ValueError(f"neuron_params applies only to neuron in {list(MEMRISTIVE_NEURONS)}, "
                              f"got neuron={self.neuron!r} with {sorted(self.neuron_params)}")
@@ -145,6 +147,8 @@ class NetworkConfig:
         if not isinstance(values, dict):
             raise ValueError(f"[network] must be a table, got {values!r}")
         values = none_from_strings(values)
+        if isinstance(values.get("neuron_params"), dict):  # e.g. v_high = "none": no compliance rail
+            values["neuron_params"] = none_from_strings(values["neuron_params"])
         allowed = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         unknown = sorted(set(values) - allowed)
         if unknown:
@@ -228,7 +232,8 @@ class SpikingMLP(nn.Module):
         if net.memristive:
             return memristive_forward(self.layers, self.neurons, s, current_gain=net.current_gain,
                                       row_gain=net.row_gain, readout=net.readout, readout_scale=net.readout_scale,
-                                      v_row_ref=net.v_row_ref, generator=self.neuron_generator)
+                                      v_row_ref=net.v_row_ref, row_swing=net.row_swing,
+                                      generator=self.neuron_generator)
         for layer, neuron in zip(self.layers[:-1], self.neurons):
             s = neuron(layer(s))
         u = self.readout(self.layers[-1](s))

@@ -31,6 +31,24 @@ values from the old state). Its membrane factor ``1 − G_tot Δt/C`` leaves (�
 memristor turns ON (with the MIF parameters G_on Δt/C = 10 at Δt = 1 µs; for the 20 µA step
 above it reaches 1e35 V within 100 µs): it is here only to demonstrate that failure.
 
+Input compliance (optional). The input current comes from a current mirror whose output stage
+cannot drive the membrane beyond its supply rails ``v_low`` < ``v_high`` (V): in range it is an
+ideal current source; at a rail it leaves saturation and delivers only the current that holds v
+there. For the linear membrane equation of one step the exact solution of that hard-rail model
+is the unconstrained exponential update clipped to the rails: v(t) moves monotonically toward
+E_eff, so once it reaches a rail it stays there for the rest of the step (E_eff beyond the rail)
+and never reaches it otherwise (the memristor branches pull toward E1, E2 inside the rails). To
+keep gradients flowing, the clip is smoothed with a softplus of width ``v_knee`` (default 0.1 V, about
+the saturation voltage of the output transistor, over which a real mirror leaves saturation)::
+
+    v ← v_high − κ·softplus((v_high − v_lin)/κ),   then   v ← v_low + κ·softplus((v − v_low)/κ),   κ = v_knee
+
+which equals ``v_lin`` to within ``κ·exp(−d/κ)`` at a distance d from the rails, stays within
+``κ·ln 2`` of a rail that clips, and never leaves [v_low, v_high + κ·exp(−(v_high − v_low)/κ)]
+(4.5 µV above v_high for the ±0.5 V, 0.1 V defaults of a network). Unset rails (None, the default): an ideal source, no clipping.
+:func:`mif_derivatives` is the unconstrained ODE (no rails). The SPICE exports model the ideal
+source.
+
 Readouts. :func:`spike_readout` (v above ``v_spike``) and :func:`count_spikes` are detached:
 they are for counting, never for gradients. :func:`analog_readout` gives the differentiable
 time integral, mean or peak of the membrane voltage for losses.
@@ -51,7 +69,7 @@ from devices.volatile import (SwitchParameters, VolatileMemristor, validate_swit
                               volatile_rates, volatile_step)
 
 __all__ = ["MIFParameters", "MIFState", "MIFNeuron", "mif_step", "mif_step_euler", "mif_derivatives",
-           "mif_initial_state", "membrane_step", "validate_mif_parameters", "spike_readout", "count_spikes",
+           "mif_initial_state", "membrane_step", "clip_to_rails", "validate_mif_parameters", "spike_readout", "count_spikes",
            "analog_readout", "X_INIT_KANG2021"]
 
 Tensor = torch.Tensor
@@ -71,6 +89,8 @@ class MIFParameters(NamedTuple):
         m2: :class:`SwitchParameters` of M2.
         v_spike: readout level of :func:`spike_readout` (V); counting only.
         splitting: ``"strang"`` (second order) or ``"lie"`` (first order).
+        v_low, v_high: compliance rails (V) of the input current source, or None (ideal source).
+        v_knee: smoothing width (V) of the clip at the rails.
     """
 
     c: float | Tensor = 1e-10
@@ -80,6 +100,9 @@ class MIFParameters(NamedTuple):
     m2: SwitchParameters = SwitchParameters()
     v_spike: float = 0.03
     splitting: str = "strang"
+    v_low: float | None = None
+    v_high: float | None = None
+    v_knee: float = 0.1
 
 
 class MIFState(NamedTuple):
@@ -101,6 +124,12 @@ def validate_mif_parameters(p: MIFParameters) -> None:
     check_scalar("v_spike", p.v_spike)
     if p.splitting not in ("strang", "lie"):
         raise ValueError(f"splitting must be 'strang' or 'lie', got {p.splitting!r}")
+    for name in ("v_low", "v_high"):
+        if getattr(p, name) is not None:
+            check_scalar(name, getattr(p, name))
+    check_scalar("v_knee", p.v_knee, low=0.0, low_open=True)
+    if p.v_low is not None and p.v_high is not None and not p.v_low < p.v_high:
+        raise ValueError(f"v_low must be < v_high (compliance rails, V), got v_low={p.v_low} and v_high={p.v_high}")
     validate_switch_parameters(p.m1, "m1")
     validate_switch_parameters(p.m2, "m2")
 
@@ -114,11 +143,24 @@ def mif_initial_state(shape, p: MIFParameters = MIFParameters(), *, v: float = 0
     return MIFState(full(v), full(x), full(x))
 
 
-def membrane_step(v: Tensor, i_in: Tensor, g1: Tensor, g2: Tensor, e1, e2, c, dt) -> Tensor:
-    """Exact ``v(Δt)`` of ``C dv/dt = I − G1 (v − E1) − G2 (v − E2)`` for constant I, G1, G2."""
+def clip_to_rails(v: Tensor, v_low=None, v_high=None, v_knee=0.1) -> Tensor:
+    """The softplus-smoothed clip of membrane voltages ``v`` (V) to the input source's rails
+    ``[v_low, v_high]`` (module docstring, "Input compliance"); a None rail does not clip."""
+    if v_high is not None:
+        v = v_high - v_knee * torch.nn.functional.softplus((v_high - v) / v_knee)
+    if v_low is not None:
+        v = v_low + v_knee * torch.nn.functional.softplus((v - v_low) / v_knee)
+    return v
+
+
+def membrane_step(v: Tensor, i_in: Tensor, g1: Tensor, g2: Tensor, e1, e2, c, dt, rails=None) -> Tensor:
+    """Exact ``v(Δt)`` of ``C dv/dt = I − G1 (v − E1) − G2 (v − E2)`` for constant I, G1, G2;
+    with ``rails = (v_low, v_high, v_knee)`` clipped to the input source's rails
+    (:func:`clip_to_rails`)."""
     g_tot = g1 + g2
     e_eff = (i_in + g1 * e1 + g2 * e2) / g_tot
-    return e_eff + (v - e_eff) * torch.exp(-g_tot * dt / c)
+    v = e_eff + (v - e_eff) * torch.exp(-g_tot * dt / c)
+    return v if rails is None else clip_to_rails(v, *rails)
 
 
 def mif_derivatives(i_in: Tensor, state: MIFState, p: MIFParameters) -> MIFState:
@@ -147,11 +189,12 @@ def mif_step(i_in: Tensor, state: MIFState, p: MIFParameters, dt,
     if p.splitting == "lie":
         x1, x2 = _devices(v, x1, x2, p, dt, generator)
         v = membrane_step(v, i_in, volatile_conductance(x1, p.m1), volatile_conductance(x2, p.m2), p.e1, p.e2,
-                          p.c, dt)
+                          p.c, dt, (p.v_low, p.v_high, p.v_knee))
         return v, MIFState(v, x1, x2)
     half = dt / 2
     x1, x2 = _devices(v, x1, x2, p, half, generator)
-    v = membrane_step(v, i_in, volatile_conductance(x1, p.m1), volatile_conductance(x2, p.m2), p.e1, p.e2, p.c, dt)
+    v = membrane_step(v, i_in, volatile_conductance(x1, p.m1), volatile_conductance(x2, p.m2), p.e1, p.e2, p.c, dt,
+                      (p.v_low, p.v_high, p.v_knee))
     x1, x2 = _devices(v, x1, x2, p, half, generator)
     return v, MIFState(v, x1, x2)
 
@@ -213,13 +256,15 @@ class MIFNeuron(nn.Module):
     D2D variation makes every neuron's devices differ. ``d2d`` sets ``d2d_r_sigma``,
     ``d2d_v_sigma`` and ``d2d_tau_sigma`` together (e.g. 0.1 for 10 %); ``c2c_sigma`` sets the
     per-step rate noise, drawn from a generator seeded with ``seed + 1`` (or the one passed to
-    :meth:`forward`). All options are plain values.
+    :meth:`forward`). ``v_low``/``v_high``/``v_knee`` (V) give the input current source its
+    compliance rails (module docstring; None: ideal source). All options are plain values.
     """
 
     def __init__(self, n: int, *, dt: float = 1e-6, c: float = 1e-10, e1: float = 0.0, e2: float = 0.05,
                  v_spike: float = 0.03, v_init: float = 0.0, x_init: float = X_INIT_KANG2021,
                  device_preset: str = "mif_kang2021", device_overrides: dict | None = None, d2d: float | None = None,
-                 c2c_sigma: float | None = None, splitting: str = "strang", seed: int = 0,
+                 c2c_sigma: float | None = None, splitting: str = "strang", v_low: float | None = None,
+                 v_high: float | None = None, v_knee: float = 0.1, seed: int = 0,
                  dtype: torch.dtype = torch.float32, device="cpu"):
         super().__init__()
         self.n = _check_count(n)
@@ -244,6 +289,9 @@ class MIFNeuron(nn.Module):
                             c2c_sigma=float(dyn.c2c_sigma), feedback=float(dyn.feedback))
         self.c, self.e1, self.e2, self.v_spike = float(c), float(e1), float(e2), float(v_spike)
         self.splitting = splitting
+        self.v_low = None if v_low is None else float(v_low)
+        self.v_high = None if v_high is None else float(v_high)
+        self.v_knee = float(v_knee)
         validate_mif_parameters(self.parameters_tuple())
         self._generator: torch.Generator | None = None
 
@@ -257,7 +305,7 @@ class MIFNeuron(nn.Module):
     def parameters_tuple(self) -> MIFParameters:
         """The :class:`MIFParameters` used by :meth:`forward` (per-neuron device tensors)."""
         return MIFParameters(self.c, self.e1, self.e2, self.switch_parameters(1), self.switch_parameters(2),
-                             self.v_spike, self.splitting)
+                             self.v_spike, self.splitting, self.v_low, self.v_high, self.v_knee)
 
     def initial_state(self, batch: int) -> MIFState:
         """The resting initial state ``(batch, n)``: v = ``v_init``, x1 = x2 = ``x_init``."""

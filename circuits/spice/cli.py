@@ -8,7 +8,10 @@
 * ``xbar spice validate-neuron --kind mif|oscillator [--amplitude A] [--t-stop T] [--waveform dc|pulses]
   [--json FILE]`` — a memristive neuron (torch) vs ngspice under a DC step or a pulse train of
   input current; prints the :class:`~circuits.spice.neuron_validate.NeuronValidationReport`
-  summary, exit codes as for ``validate``.
+  summary, exit codes as for ``validate``;
+* ``xbar spice validate-network [--seed S] [--current-gain G] [--v-gain G] [--v-swing V] [--json FILE]``
+  — the default 4-input, 2-layer fully memristive network (crossbars → mirrors → MIF neurons →
+  buffers → crossbars) vs ngspice (:func:`~circuits.spice.neuron_validate.validate_network`).
 
 The array: conductances ``G_ij ~ U(g_min, g_max)`` (S) and inputs ``v_i ~ U(0, v_max)`` (V),
 both drawn from ``torch.Generator().manual_seed(seed)`` (conductances first), so a seed always
@@ -175,6 +178,36 @@ def _cmd_validate_neuron(args: argparse.Namespace) -> int:
     return _report(report, args)
 
 
+def _cmd_validate_network(args: argparse.Namespace) -> int:
+    from .ngspice import NgspiceNotFoundError, SpiceSimulationError
+    from .neuron_validate import validate_network
+
+    try:
+        report = validate_network(seed=args.seed, current_gain=args.current_gain, v_gain=args.v_gain,
+                                  v_swing=args.v_swing, spike_level=args.spike_level,
+                                  spike_tolerance=args.spike_tolerance, membrane_tolerance=args.membrane_tolerance,
+                                  backend=args.backend)
+    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
+        print(f"xbar spice validate-network: error: {exc}", file=sys.stderr)
+        return 2
+    return _report(report, args)
+
+
+def _add_network_parser(sub) -> None:
+    p = sub.add_parser("validate-network", help="compare a small fully memristive network (torch) with ngspice")
+    p.add_argument("--seed", type=int, default=0, help="seed of the default network's conductances (default 0)")
+    p.add_argument("--current-gain", type=_positive, default=1.0, help="mirror gain, column -> membrane (default 1)")
+    p.add_argument("--v-gain", type=_positive, default=1.0, help="row buffer gain, membrane -> next rows (default 1)")
+    p.add_argument("--v-swing", type=_positive, default=None,
+                   help="row buffer output limit, V (tanh saturation; default: linear buffers)")
+    p.add_argument("--spike-level", type=_real, default=0.1, help="spike-time threshold, V (default 0.1)")
+    p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
+    p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    p.set_defaults(func=_cmd_validate_network)
+
+
 def _add_neuron_parser(sub) -> None:
     p = sub.add_parser("validate-neuron", help="compare a memristive neuron (torch) with ngspice")
     p.add_argument("--kind", choices=("mif", "oscillator"), default="mif", help="neuron model (default mif)")
@@ -214,4 +247,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     check.add_argument("--ngspice", default="ngspice", help="ngspice executable for the batch backend")
     check.set_defaults(func=_cmd_validate)
     _add_neuron_parser(sub)
+    _add_network_parser(sub)
     return spice

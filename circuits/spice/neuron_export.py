@@ -43,8 +43,10 @@ resistors as in :mod:`circuits.spice.crossbar_export`, cells ``1/G``) wrapped in
 ``current_gain`` is the gain of the TIA / current mirror that copies the sensed column current
 into the neuron's membrane (an ideal CCCS: no loading, infinite output resistance). Layer 1's
 rows are driven by PWL voltage sources ``Vin_l1_<i>`` (node ``in_l1_<i>``); layer ℓ > 1's row i is
-driven by an ideal voltage buffer ``Ebuf_l<ℓ>_<i> in_l<ℓ>_<i> 0 mem_l<ℓ−1>_<i> 0 v_gain`` (VCVS) of
-the previous layer's membrane voltage. Every MIF neuron uses the same reversal sources
+driven by a voltage buffer of the previous layer's membrane voltage: ideal and linear,
+``Ebuf_l<ℓ>_<i> in_l<ℓ>_<i> 0 mem_l<ℓ−1>_<i> 0 v_gain`` (VCVS), or, with ``v_swing`` (V), saturating
+smoothly at ±v_swing like a buffer with rails (the row voltage then never exceeds the synapses'
+read voltage): ``Bbuf_l<ℓ>_<i> in_l<ℓ>_<i> 0 V = v_swing·tanh(v_gain·V(mem_l<ℓ−1>_<i>)/v_swing)``. Every MIF neuron uses the same reversal sources
 (``rev1``, ``rev2``; ideal, so sharing is exact) and has states ``x1_l<ℓ>_<j>``, ``x2_l<ℓ>_<j>``.
 """
 from __future__ import annotations
@@ -122,6 +124,16 @@ def pwl_points(values, dt: float, edge: float | None = None) -> list[tuple[float
     return points
 
 
+def check_swing(v_swing) -> float | None:
+    """``v_swing`` (V) as a float in (0, inf), or None."""
+    if v_swing is None:
+        return None
+    v_swing = _scalar("v_swing", v_swing)
+    if v_swing <= 0:
+        raise ValueError(f"v_swing (buffer output limit, V) must be in (0, inf) or None, got {v_swing!r}")
+    return v_swing
+
+
 def _card(net: Netlist, text: str) -> None:
     """Append a card assembled from validated names and formatted numbers only."""
     net.body.append(text)
@@ -130,6 +142,15 @@ def _card(net: Netlist, text: str) -> None:
 def _vcvs(net: Netlist, name: str, out_p: str, out_n: str, ctl_p: str, ctl_n: str, gain: float) -> None:
     """``E`` element: ``V(out_p, out_n) = gain · V(ctl_p, ctl_n)`` (ideal voltage buffer)."""
     _card(net, f"E{ident(name)} {node(out_p)} {node(out_n)} {node(ctl_p)} {node(ctl_n)} {num(gain, 'v_gain')}")
+
+
+def _buffer(net: Netlist, name: str, out: str, ctl: str, gain: float, swing: float | None) -> None:
+    """Row buffer ``V(out) = gain · V(ctl)`` (``swing`` None, an ``E`` element) or
+    ``swing · tanh(gain · V(ctl) / swing)`` (a ``B`` source)."""
+    if swing is None:
+        _vcvs(net, name, out, "0", ctl, "0", gain)
+    else:
+        net.bsource_voltage(name, out, "0", const(swing) * func("tanh", volt(ctl) * const(gain / swing)))
 
 
 def _cccs(net: Netlist, name: str, n_plus: str, n_minus: str, vsense: str, gain: float) -> None:
@@ -301,7 +322,7 @@ def _check_layers(crossbars) -> list:
 
 
 def network_netlist(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters(), *, current_gain: float = 1.0,
-                    v_gain: float = 1.0, v0: float = 0.0, x0: float = X_INIT_KANG2021,
+                    v_gain: float = 1.0, v_swing: float | None = None, v0: float = 0.0, x0: float = X_INIT_KANG2021,
                     max_step: float | None = None, edge: float | None = None,
                     title: str = "memxbar fully memristive network") -> Netlist:
     """Transient netlist of crossbar layers feeding MIF neurons (see the module docstring).
@@ -311,6 +332,7 @@ def network_netlist(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
         v_in: ``(T, rows of layer 1)`` row voltages (V), ``v_in[k]`` on ``[k dt, (k+1) dt)``.
         current_gain: TIA / current-mirror gain from column current to membrane input current.
         v_gain: gain of the voltage buffers from a membrane to the next layer's row.
+        v_swing: output limit (V) of those buffers (``tanh`` saturation); None: linear.
     """
     validate_mif_parameters(p)
     layers = _check_layers(crossbars)
@@ -319,6 +341,7 @@ def network_netlist(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
         raise ValueError(f"v_in must have shape (T, {layers[0].rows}) in V, got {tuple(w.shape)}")
     current_gain = _scalar("current_gain", current_gain)
     v_gain = _scalar("v_gain", v_gain)
+    v_swing = check_swing(v_swing)
     net = Netlist(title)
     net.comment(f"produced by memxbar (circuits.spice.neuron_export): {len(layers)} crossbar layers + MIF neurons, "
                 f"current_gain={current_gain:g} (TIA/mirror), v_gain={v_gain:g} (buffers)", header=True)
@@ -332,7 +355,7 @@ def network_netlist(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
             if ell == 1:
                 net.vsource(f"in_{tag}_{i}", f"in_{tag}_{i}", "0", pwl=pwl_points(w[:, i], dt, edge))
             else:
-                _vcvs(net, f"buf_{tag}_{i}", f"in_{tag}_{i}", "0", f"mem_l{ell - 1}_{i}", "0", v_gain)
+                _buffer(net, f"buf_{tag}_{i}", f"in_{tag}_{i}", f"mem_l{ell - 1}_{i}", v_gain, v_swing)
         nodes = [f"in_{tag}_{i}" for i in range(xb.rows)] + [f"sense_{tag}_{j}" for j in range(xb.cols)]
         net.instance(f"xbar_{tag}", nodes, f"xbar_{tag}")
         for j in range(xb.cols):

@@ -34,7 +34,8 @@ ends at 0 V = the virtual ground of the sense sources), so per torch step::
     I_ℓ = g_I · ((g_V · v̄_{ℓ−1}) @ A_ℓ),         v̄ = (v_{ℓ−1}(t) + v_{ℓ−1}(t + Δt)) / 2
 
 (``g_I`` = ``current_gain``, ``g_V`` = ``v_gain``): the buffered membrane voltage feeding the next
-layer changes during a step, and its step average keeps the splitting second order.
+layer changes during a step, and its step average keeps the splitting second order. With
+``v_swing`` the buffer output is ``v_swing · tanh(g_V v̄ / v_swing)`` (rails at ±v_swing).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from circuits.neurons.mif import X_INIT_KANG2021, MIFParameters, MIFState, mif_s
 from circuits.neurons.oscillator import OscillatorParameters, oscillator_initial_state, oscillator_step
 from devices._validate import check_scalar
 
-from .neuron_export import _check_layers, _waveform, mif_netlist, network_netlist, oscillator_netlist
+from .neuron_export import _check_layers, _waveform, check_swing, mif_netlist, network_netlist, oscillator_netlist
 from .ngspice import run_netlist
 
 __all__ = ["NeuronValidationReport", "validate_neuron", "validate_network", "network_forward", "default_network",
@@ -205,7 +206,7 @@ def _torch_oscillator(i_in: torch.Tensor, dt: float, n_sub: int, p: OscillatorPa
 
 
 def network_forward(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters(), *, current_gain: float = 1.0,
-                    v_gain: float = 1.0, substeps: int = 1, v0: float = 0.0, x0: float = X_INIT_KANG2021):
+                    v_gain: float = 1.0, v_swing: float | None = None, substeps: int = 1, v0: float = 0.0, x0: float = X_INIT_KANG2021):
     """Torch simulation of :func:`~circuits.spice.neuron_export.network_netlist`'s circuit (float64).
 
     Returns ``(t, [v_layer (n_steps + 1, cols_ℓ) V per layer])`` with ``t = k·dt/substeps`` (the
@@ -217,6 +218,7 @@ def network_forward(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
         raise ValueError(f"v_in must have shape (T, {layers[0].rows}) in V, got {tuple(w.shape)}")
     if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
         raise ValueError(f"substeps must be an int >= 1, got {substeps!r}")
+    v_swing = check_swing(v_swing)
     h = dt / substeps
     with torch.no_grad():
         mats = [xb.transfer_matrix().to(F64) for xb in layers]
@@ -230,6 +232,8 @@ def network_forward(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
                     _, states[ell] = mif_step(current_gain * (drive @ a), states[ell], p, h)
                     traces[ell].append(states[ell].v.clone())
                     drive = v_gain * 0.5 * (v_old + states[ell].v)
+                    if v_swing is not None:
+                        drive = v_swing * torch.tanh(drive / v_swing)
     return h * np.arange(w.shape[0] * substeps + 1), [torch.stack(tr).numpy() for tr in traces]
 
 
@@ -323,8 +327,8 @@ def default_network(seed: int = 0, *, hidden: int = 3, outputs: int = 2, g_range
 
 
 def validate_network(crossbars=None, v_in=None, dt: float = 1e-6, *, params: MIFParameters | None = None,
-                     current_gain: float = 1.0, v_gain: float = 1.0, dt_sim: float | None = None,
-                     max_step: float | None = None, spike_level: float | None = None, seed: int = 0,
+                     current_gain: float = 1.0, v_gain: float = 1.0, v_swing: float | None = None,
+                     dt_sim: float | None = None, max_step: float | None = None, spike_level: float | None = None, seed: int = 0,
                      spike_tolerance: float = 0.01,
                      membrane_tolerance: float = 0.01, backend: str = "auto") -> NeuronValidationReport:
     """Compare :func:`network_forward` with ngspice on crossbar layers feeding MIF neurons.
@@ -345,10 +349,11 @@ def validate_network(crossbars=None, v_in=None, dt: float = 1e-6, *, params: MIF
     n_sub = _substeps(dt, dt_sim, DT_SIM_MIF)
     step = min(DT_SPICE_MIF, dt) if max_step is None else max_step
     level = p.v_spike if spike_level is None else _level(spike_level)
-    net = network_netlist(layers, w, dt, p, current_gain=current_gain, v_gain=v_gain, max_step=step)
+    net = network_netlist(layers, w, dt, p, current_gain=current_gain, v_gain=v_gain, v_swing=v_swing, max_step=step)
     res = run_netlist(net.render(), backend=backend)
     start = time.perf_counter()
-    t_mx, v_layers = network_forward(layers, w, dt, p, current_gain=current_gain, v_gain=v_gain, substeps=n_sub)
+    t_mx, v_layers = network_forward(layers, w, dt, p, current_gain=current_gain, v_gain=v_gain, v_swing=v_swing,
+                                     substeps=n_sub)
     wall = time.perf_counter() - start
     names = [f"l{ell}_{j}" for ell, xb in enumerate(layers, start=1) for j in range(xb.cols)]
     v_mx = np.concatenate(v_layers, axis=1)

@@ -4,7 +4,8 @@ training configuration, evaluated per deployment setting, stored in SQLite and r
 * :func:`plan` — validate a spec and estimate its cost (:mod:`.plan`);
 * :func:`run` — run or resume a study into a directory (:mod:`.execute`);
 * :func:`report` — tidy table, plots and Markdown (:mod:`.report`);
-* :func:`load_spec` — parse and validate a spec (:mod:`.spec`).
+* :func:`load_spec` — parse, validate and expand a spec (:mod:`.spec`; which axes may be swept
+  and their allowed values: :mod:`.axes`).
 
 CLI: ``xbar sweep plan|run|status|report`` (:mod:`.cli`).
 """

@@ -10,6 +10,10 @@
 * ``accuracy_vs_<axis>.png`` — test accuracy against each swept axis: mean over the other axes
   per replicate, then mean ± standard deviation over the replicates (``seed``);
 * ``heatmap_<a>__<b>.png`` — mean accuracy over each pair of swept axes (at most 6 pairs);
+* ``steps_<axis>_by_<group>.png`` — when a time-steps axis (``network.time_steps``,
+  ``deploy.time_steps``) and a method axis (``train.method``, ``network.neuron``) both vary:
+  deployed and ideal accuracy against the time steps, one line per method, one panel per data
+  set (``data.dataset``) when that varies too; the same numbers as a table in ``report.md``;
 * ``report.md`` — counts, per-axis tables, and the axis (non-ideality) whose range of values
   costs the most accuracy.
 """
@@ -25,6 +29,10 @@ from .spec import DEPLOY_KEYS, SpecError, load_spec
 from .store import Store
 
 MAX_HEATMAPS = 6
+#: axes counted in inference time steps, and the axes that name a training method / neuron model
+STEP_AXES = ("network.time_steps", "deploy.time_steps")
+METHOD_AXES = ("train.method", "network.neuron")
+FACET_AXIS = "data.dataset"
 METRICS = ("accuracy", "ideal_accuracy", "accuracy_drop", "train_val_accuracy", "train_loss")
 
 
@@ -91,6 +99,29 @@ def axis_summary(df, axis: str, metric: str = "accuracy"):
         std = float(per_rep.std(ddof=1)) if len(per_rep) > 1 else 0.0
         out.append((value, float(per_rep.mean()), std, len(per_rep)))
     return out
+
+
+def grouped_summary(df, axis: str, group: str, facet: str | None, metric: str = "accuracy"):
+    """``{(facet value, group value): axis_summary(rows of that pair, axis, metric)}``
+    (``facet`` None: one facet, value None)."""
+    done = df[df["status"] == "done"]
+    out = {}
+    for fv, fsub in (done.groupby(facet, sort=True) if facet else [(None, done)]):
+        for gv, gsub in fsub.groupby(group, sort=True):
+            out[fv, gv] = axis_summary(gsub, axis, metric)
+    return out
+
+
+def step_plots(df, axes) -> list[tuple[str, str, str | None]]:
+    """``[(step axis, method axis, facet axis or None)]`` to draw (module docstring); a
+    ``deploy.time_steps`` axis equal to ``network.time_steps`` on every row (zipped) is left out."""
+    done = df[df["status"] == "done"]
+    varied = [a for a in axes if a != "seed" and done[a].nunique() > 1] if len(done) else []
+    steps = [a for a in STEP_AXES if a in varied]
+    if len(steps) == 2 and (done[steps[0]] == done[steps[1]]).all():
+        steps = steps[:1]
+    facet = FACET_AXIS if FACET_AXIS in varied else None
+    return [(s, g, facet) for s in steps for g in METHOD_AXES if g in varied]
 
 
 def costliest(df, axes, hardware_only: bool = True) -> tuple[str, tuple, tuple, float] | None:
@@ -162,6 +193,33 @@ def plot_heatmap(df, a: str, b: str, path: Path) -> None:
     _save(fig, path)
 
 
+def plot_steps_by(df, axis: str, group: str, facet: str | None, path: Path) -> None:
+    """Deployed (solid) and ideal (dashed) accuracy against the time-steps ``axis``, one colour
+    per ``group`` value, one panel per ``facet`` value; error bars over replicates."""
+    import matplotlib.pyplot as plt
+
+    deployed = grouped_summary(df, axis, group, facet, "accuracy")
+    ideal = grouped_summary(df, axis, group, facet, "ideal_accuracy")
+    facets = sorted({f for f, _ in deployed}, key=str)
+    groups = sorted({g for _, g in deployed}, key=str)
+    fig, axs = plt.subplots(1, len(facets), figsize=(4.6 * len(facets), 3.6), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, fv in zip(axs[0], facets):
+        for gi, gv in enumerate(groups):
+            for stats, style, kind in ((deployed.get((fv, gv), []), "o-", "deployed"),
+                                       (ideal.get((fv, gv), []), "s--", "ideal")):
+                if not stats:
+                    continue
+                x = [s[0] for s in stats]
+                ax.errorbar(x, [100 * s[1] for s in stats], yerr=[100 * s[2] for s in stats], fmt=style, capsize=3,
+                            color=colours[gi % len(colours)], label=f"{gv} ({kind})")
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel=axis, ylabel="test accuracy (%)", title=str(fv) if facet else "")
+        ax.grid(alpha=0.3)
+    axs[0][0].legend(fontsize=7)
+    _save(fig, path)
+
+
 # ---------------------------------------------------------------------------- markdown
 def _markdown(df, axes, figures, counts, spec) -> str:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
@@ -190,6 +248,19 @@ def _markdown(df, axes, figures, counts, spec) -> str:
             continue
         lines += [f"## {axis}", "", "| value | accuracy (%) | std (pp) | seeds |", "|---|---|---|---|"]
         lines += [f"| {v} | {pct(m)} | {pct(s)} | {n} |" for v, m, s, n in stats]
+        lines.append("")
+    for axis, group, facet in step_plots(df, axes):
+        deployed = grouped_summary(df, axis, group, facet, "accuracy")
+        ideal = grouped_summary(df, axis, group, facet, "ideal_accuracy")
+        lines += [f"## Accuracy vs {axis} per {group}", "",
+                  f"| {facet or 'all'} | {group} | {axis} | deployed (%) | ideal (%) | loss (pp) | seeds |",
+                  "|---|---|---|---|---|---|---|"]
+        for (fv, gv), stats in deployed.items():
+            ideal_by_value = {s[0]: s for s in ideal.get((fv, gv), [])}
+            for v, m, s, n in stats:
+                im = ideal_by_value[v][1]
+                lines.append(f"| {fv if facet else 'all'} | {gv} | {v} | {pct(m)} ± {pct(s)} | {pct(im)} | "
+                             f"{pct(im - m)} | {n} |")
         lines.append("")
     failed = df[df["status"] == "failed"]
     if len(failed):
@@ -225,6 +296,10 @@ def report(out_dir) -> Path:
     for a, b in list(itertools.combinations(varied, 2))[:MAX_HEATMAPS]:
         name = f"heatmap_{_slug(a)}__{_slug(b)}.png"
         plot_heatmap(df, a, b, dest / name)
+        figures.append(name)
+    for axis, group, facet in step_plots(df, axes):
+        name = f"steps_{_slug(axis)}_by_{_slug(group)}.png"
+        plot_steps_by(df, axis, group, facet, dest / name)
         figures.append(name)
     with Store(out_dir, create=False) as store:
         spec, keys = study_keys(store)

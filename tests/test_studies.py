@@ -1,0 +1,39 @@
+"""The shipped study specs (studies/*.toml) parse, validate and expand as their comments say."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.sweeps.plan import plan
+from training.sweeps.spec import load_spec
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_study_validates(path):
+    spec = load_spec(path)
+    assert spec.points and len({p.key for p in spec.points}) == len(spec.points)
+
+
+def test_quick_study_is_the_main_job_size():
+    spec = load_spec(STUDIES / "quick.toml")
+    assert 24 <= len(spec.points) <= 100  # "a few dozen points"
+    assert {"hardware.family", "hardware.device_params.d2d_sigma", "hardware.crossbar.r_row",
+            "deploy.t"} <= set(spec.axes)
+    assert len({p.train_key for p in spec.points}) * 3 == len(spec.points)  # drift time reuses the models
+
+
+def test_timesteps_study_compares_training_methods_on_both_datasets():
+    spec = load_spec(STUDIES / "timesteps.toml")
+    assert {"data.dataset", "train.method", "network.time_steps"} <= set(spec.axes)
+    values = {a: {p.axes[a] for p in spec.points} for a in ("data.dataset", "train.method")}
+    assert values == {"data.dataset": {"yin_yang", "digits"}, "train.method": {"surrogate", "conversion"}}
+    assert "to do: 40 point(s)" in _plan_text(STUDIES / "timesteps.toml")
+
+
+def _plan_text(path) -> str:
+    from training.sweeps.plan import format_plan
+
+    return format_plan(plan(path, None), workers=2, show_points=0)
