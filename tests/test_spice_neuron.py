@@ -114,6 +114,24 @@ def test_network_with_saturating_row_buffers_matches_ngspice():
 
 
 @ngspice
+def test_compliance_rails_match_a_clamped_ngspice_circuit():
+    """Mirror compliance: torch clips each exact step at the rail (smoothed over v_knee); the
+    export clamps the membrane to the rail with a stiff B source. A 0.2 V rail that every neuron
+    of the default network reaches, and a single neuron driven at 100 µA onto a 0.15 V rail."""
+    crossbars, v_in, dt = default_network(0)
+    p = MIFParameters(v_low=-0.5, v_high=0.2, v_knee=1e-4)
+    rep = validate_network(crossbars, v_in, dt, params=p, v_gain=4.0, v_swing=0.2, spike_level=0.1)
+    assert rep.passed, rep.summary()
+    assert rep.max_membrane_err <= 3e-3, rep.summary()  # measured 1.4e-3
+    assert abs(rep.swing - 0.2) < 1e-3  # the rail bounds every membrane (the lowest sits at 0 V)
+    neuron = validate_neuron("mif", np.full(100, 100e-6), 1e-6,
+                             params=MIFParameters(v_high=0.15, v_knee=1e-4))
+    assert neuron.passed and neuron.max_membrane_err <= 1e-2, neuron.summary()  # measured 3.4e-3
+    text = network_netlist(crossbars, v_in, dt, p).render()
+    assert text.count("Brail") == 5 and "max(" in text
+
+
+@ngspice
 def test_network_mismatch_is_detected():
     """A 5 % error in the torch side's mirror gain must show up against ngspice."""
     crossbars, v_in, dt = default_network(0)
@@ -223,3 +241,5 @@ def test_cli_validate_network(tmp_path, capsys):
     assert report["passed"] and report["max_membrane_err"] <= 3e-3
     with pytest.raises(SystemExit):
         xbar_main(["spice", "validate-network", "--v-swing", "-0.2"])
+    assert xbar_main(["spice", "validate-network", "--v-low", "0.3", "--v-high", "0.2"]) == 2
+    assert "v_low must be < v_high" in capsys.readouterr().err

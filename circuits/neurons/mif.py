@@ -45,9 +45,11 @@ the saturation voltage of the output transistor, over which a real mirror leaves
 
 which equals ``v_lin`` to within ``κ·exp(−d/κ)`` at a distance d from the rails, stays within
 ``κ·ln 2`` of a rail that clips, and never leaves [v_low, v_high + κ·exp(−(v_high − v_low)/κ)]
-(4.5 µV above v_high for the ±0.5 V, 0.1 V defaults of a network). Unset rails (None, the default): an ideal source, no clipping.
-:func:`mif_derivatives` is the unconstrained ODE (no rails). The SPICE exports model the ideal
-source.
+(4.5 µV above v_high for the ±0.5 V, 0.1 V defaults of a network). Unset rails (None, the
+default): an ideal source, no clipping. :func:`mif_derivatives` is the unconstrained ODE (no
+rails). The SPICE export (:mod:`circuits.spice.neuron_export`) represents the rails by a stiff
+clamp of the membrane to them; torch with a small ``v_knee`` agrees with it
+(tests/test_spice_neuron.py).
 
 Readouts. :func:`spike_readout` (v above ``v_spike``) and :func:`count_spikes` are detached:
 they are for counting, never for gradients. :func:`analog_readout` gives the differentiable

@@ -182,8 +182,11 @@ def _cmd_validate_network(args: argparse.Namespace) -> int:
     from .ngspice import NgspiceNotFoundError, SpiceSimulationError
     from .neuron_validate import validate_network
 
+    from circuits.neurons.mif import MIFParameters
+
     try:
-        report = validate_network(seed=args.seed, current_gain=args.current_gain, v_gain=args.v_gain,
+        params = MIFParameters(v_low=args.v_low, v_high=args.v_high, v_knee=args.v_knee)
+        report = validate_network(seed=args.seed, params=params, current_gain=args.current_gain, v_gain=args.v_gain,
                                   v_swing=args.v_swing, spike_level=args.spike_level,
                                   spike_tolerance=args.spike_tolerance, membrane_tolerance=args.membrane_tolerance,
                                   backend=args.backend)
@@ -200,6 +203,10 @@ def _add_network_parser(sub) -> None:
     p.add_argument("--v-gain", type=_positive, default=1.0, help="row buffer gain, membrane -> next rows (default 1)")
     p.add_argument("--v-swing", type=_positive, default=None,
                    help="row buffer output limit, V (tanh saturation; default: linear buffers)")
+    p.add_argument("--v-low", type=_real, default=None, help="mirrors' lower compliance rail, V (default: none)")
+    p.add_argument("--v-high", type=_real, default=None, help="mirrors' upper compliance rail, V (default: none)")
+    p.add_argument("--v-knee", type=_positive, default=1e-4,
+                   help="torch smoothing of the rails, V (default 1e-4: close to ngspice's stiff clamp)")
     p.add_argument("--spike-level", type=_real, default=0.1, help="spike-time threshold, V (default 0.1)")
     p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
     p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")

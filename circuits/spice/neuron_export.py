@@ -24,6 +24,9 @@ sources), ``x1``/``x2`` (states)::
     Xm1 mem rev1 x1 mss_m1       Vrev1 rev1 0 DC E1
     Xm2 mem rev2 x2 mss_m2       Vrev2 rev2 0 DC E2
 
+With compliance rails (``MIFParameters.v_low``/``v_high``) a stiff clamp ``Brail`` from the
+membrane to the rails takes the input's excess current once v reaches a rail (:func:`_rail_clamp`).
+
 Relaxation oscillator (:mod:`circuits.neurons.oscillator`) — ``Cmem mem 0 C``, switch ``Xsw mem
 load xsw``, ``Rload load 0 R_L`` (R_L = 0: the switch goes straight to ground), optional
 ``Rleak mem 0 1/g_leak`` and the input current source.
@@ -222,9 +225,31 @@ def _mif_neuron(net: Netlist, suffix: str, mem: str, p: MIFParameters, v0: float
     """Membrane capacitor and both memristor branches of one MIF neuron (reversal nodes ``rev1``,
     ``rev2`` must exist). Returns the state nodes ``(x1<suffix>, x2<suffix>)``."""
     net.capacitor(f"mem{suffix}", mem, "0", _scalar("c", p.c), ic=v0)
+    _rail_clamp(net, f"rail{suffix}", mem, p)
     x1 = volatile_instance(net, f"m1{suffix}", mem, "rev1", f"x1{suffix}", "mss_m1", x0)
     x2 = volatile_instance(net, f"m2{suffix}", mem, "rev2", f"x2{suffix}", "mss_m2", x0)
     return x1, x2
+
+
+#: conductance (S) of the clamp that stands for the input source's compliance rails in the export
+G_RAIL_CLAMP = 10.0
+
+
+def _rail_clamp(net: Netlist, name: str, mem: str, p: MIFParameters) -> None:
+    """The input source's compliance rails (``p.v_low``/``p.v_high``; nothing if both are None) as
+    a stiff clamp from the membrane to the rails: ``I(mem→0) = G (max(v − v_high, 0) − max(v_low − v, 0))``
+    with ``G = G_RAIL_CLAMP``. It takes the excess of the ideal input current once v reaches a
+    rail — the hard-rail source of :mod:`circuits.neurons.mif` (whose torch update smooths the
+    clip over ``v_knee``; compare with a small ``v_knee``)."""
+    if p.v_low is None and p.v_high is None:
+        return
+    v = volt(mem)
+    current = const(0.0)
+    if p.v_high is not None:
+        current = current + func("max", v - const(_scalar("v_high", p.v_high)), const(0.0))
+    if p.v_low is not None:
+        current = current - func("max", const(_scalar("v_low", p.v_low)) - v, const(0.0))
+    net.bsource_current(name, mem, "0", const(G_RAIL_CLAMP) * current)
 
 
 def _reversal_sources(net: Netlist, p: MIFParameters) -> None:
