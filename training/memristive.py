@@ -276,23 +276,27 @@ def mif_sequence(neuron: MIFNeuron, i_in: Tensor) -> Tensor:
     state = neuron.initial_state(i_in.shape[1])
     v = state.v.to(i_in.dtype)
     x = torch.stack((state.x1, state.x2)).to(i_in.dtype)
-    dt, c = neuron.dt, p.c
+    scalar = lambda value: torch.tensor(value, dtype=i_in.dtype, device=i_in.device)  # noqa: E731
+    dt = neuron.dt
+    neg_dt, neg_half_dt, neg_dt_c = scalar(-dt), scalar(-dt / 2), scalar(-dt / p.c)
     rails = p.v_low is not None or p.v_high is not None
+    if rails:
+        lo, hi, knee = (None if r is None else scalar(r) for r in (p.v_low, p.v_high, p.v_knee))
     if p.splitting == "strang":
-        x = _device_step(x, v, e, dt / 2, dev)
+        x = _device_step(x, v, e, neg_half_dt, dev)
     vs = []
     for t in range(i_in.shape[0]):
         if p.splitting == "lie":
-            x = _device_step(x, v, e, dt, dev)
+            x = _device_step(x, v, e, neg_dt, dev)
         g = torch.addcmul(dev["g_off"], x, dev["dg"])
         g_tot = g.sum(0)
         e_eff = (i_in[t] + (g * e).sum(0)) / g_tot
-        v = e_eff + (v - e_eff) * torch.exp(g_tot * (-dt / c))
+        v = torch.addcmul(e_eff, v - e_eff, torch.exp(g_tot * neg_dt_c))
         if rails:
-            v = clip_to_rails(v, p.v_low, p.v_high, p.v_knee)
+            v = clip_to_rails(v, lo, hi, knee)
         vs.append(v)
         if p.splitting == "strang" and t + 1 < i_in.shape[0]:
-            x = _device_step(x, v, e, dt, dev)
+            x = _device_step(x, v, e, neg_dt, dev)
     return torch.stack(vs)
 
 
@@ -303,19 +307,22 @@ def _stacked_switches(neuron: MIFNeuron, dtype: torch.dtype) -> dict:
 
     sw = neuron._switch
     r_on, r_off = both("r_on"), both("r_off")
+    scalar = lambda value: torch.tensor(value, dtype=dtype, device=r_on.device)  # noqa: E731
+    # scalars as 0-d tensors of the working dtype: Python floats in the hot loop cost a dtype
+    # conversion per operation in forward and backward (~20 % of the step time)
     return {"g_off": 1 / r_off, "dg": 1 / r_on - 1 / r_off, "a_c": both("v_on") / sw["k_th"],
-            "b_c": sw["v_off"] / sw["k_th"], "inv_k": 1 / sw["k_th"], "inv_tau": 1 / both("tau"),
+            "b_c": scalar(sw["v_off"] / sw["k_th"]), "inv_k": scalar(1 / sw["k_th"]), "inv_tau": 1 / both("tau"),
             "inv_tau_on": 1 / both("tau_on"), "bipolar": bool(sw["bipolar"])}
 
 
-def _device_step(x: Tensor, v: Tensor, e: Tensor, dt: float, d: dict) -> Tensor:
-    """Exact MSS update of the stacked states ``x (2, batch, n)`` over ``dt`` at V = v − E_k."""
+def _device_step(x: Tensor, v: Tensor, e: Tensor, neg_dt: Tensor, d: dict) -> Tensor:
+    """Exact MSS update of the stacked states ``x (2, batch, n)`` over ``Δt = −neg_dt`` at V = v − E_k."""
     vv = v - e
     z = (vv.abs() if d["bipolar"] else vv) * d["inv_k"]
     a = torch.sigmoid(z - d["a_c"]) * d["inv_tau_on"]
     b = torch.sigmoid(d["b_c"] - z) * d["inv_tau"]
     rate = a + b
-    return (x + (a / rate - x) * -torch.expm1(rate * -dt)).clamp(0.0, 1.0)
+    return (x - (a / rate - x) * torch.expm1(rate * neg_dt)).clamp(0.0, 1.0)
 
 
 def build_neurons(neuron: str, widths, dt: float, neuron_params: dict, dtype: torch.dtype = torch.float32):
