@@ -148,10 +148,11 @@ def mif_initial_state(shape, p: MIFParameters = MIFParameters(), *, v: float = 0
 def clip_to_rails(v: Tensor, v_low=None, v_high=None, v_knee=0.1) -> Tensor:
     """The softplus-smoothed clip of membrane voltages ``v`` (V) to the input source's rails
     ``[v_low, v_high]`` (module docstring, "Input compliance"); a None rail does not clip."""
+    beta = 1.0 / float(v_knee)  # κ·softplus(u/κ) = softplus(u, beta=1/κ): one fused operation
     if v_high is not None:
-        v = v_high - v_knee * torch.nn.functional.softplus((v_high - v) / v_knee)
+        v = v_high - torch.nn.functional.softplus(v_high - v, beta=beta)
     if v_low is not None:
-        v = v_low + v_knee * torch.nn.functional.softplus((v - v_low) / v_knee)
+        v = v_low + torch.nn.functional.softplus(v - v_low, beta=beta)
     return v
 
 
