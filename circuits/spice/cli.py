@@ -122,17 +122,36 @@ def _report(report, args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _run_validation(args: argparse.Namespace, run) -> int:
+    """``_report`` of ``run()``; exit code 2 with the message when ngspice is missing or fails."""
     from .ngspice import NgspiceNotFoundError, SpiceSimulationError
+
+    try:
+        report = run()
+    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
+        print(f"xbar spice {args.spice_command}: error: {exc}", file=sys.stderr)
+        return 2
+    return _report(report, args)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--backend`` of every validation command."""
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+
+
+def _transient_tolerances(p: argparse.ArgumentParser) -> None:
+    """Pass criteria of the neuron and network transients."""
+    p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
+    p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate
 
     xb, v = random_array(args)
-    try:
-        report = validate(xb, v, tolerance=args.tolerance, backend=args.backend, ngspice_binary=args.ngspice)
-    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
-        print(f"xbar spice validate: error: {exc}", file=sys.stderr)
-        return 2
-    return _report(report, args)
+    return _run_validation(args, lambda: validate(xb, v, tolerance=args.tolerance, backend=args.backend,
+                                                  ngspice_binary=args.ngspice))
 
 
 #: ``validate-neuron`` defaults per kind: amplitude (A), window (s), waveform sample step (s)
@@ -164,36 +183,24 @@ def neuron_waveform(args: argparse.Namespace):
 
 
 def _cmd_validate_neuron(args: argparse.Namespace) -> int:
-    from .ngspice import NgspiceNotFoundError, SpiceSimulationError
     from .neuron_validate import validate_neuron
 
     i_in, dt = neuron_waveform(args)
-    try:
-        report = validate_neuron(args.kind, i_in, dt, dt_sim=args.dt_sim, v0=args.v0,
-                                 spike_tolerance=args.spike_tolerance, membrane_tolerance=args.membrane_tolerance,
-                                 backend=args.backend)
-    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
-        print(f"xbar spice validate-neuron: error: {exc}", file=sys.stderr)
-        return 2
-    return _report(report, args)
+    return _run_validation(args, lambda: validate_neuron(
+        args.kind, i_in, dt, dt_sim=args.dt_sim, v0=args.v0, spike_tolerance=args.spike_tolerance,
+        membrane_tolerance=args.membrane_tolerance, backend=args.backend))
 
 
 def _cmd_validate_network(args: argparse.Namespace) -> int:
-    from .ngspice import NgspiceNotFoundError, SpiceSimulationError
-    from .neuron_validate import validate_network
-
     from circuits.neurons.mif import MIFParameters
 
-    try:
-        params = MIFParameters(v_low=args.v_low, v_high=args.v_high, v_knee=args.v_knee)
-        report = validate_network(seed=args.seed, params=params, current_gain=args.current_gain, v_gain=args.v_gain,
-                                  v_swing=args.v_swing, spike_level=args.spike_level,
-                                  spike_tolerance=args.spike_tolerance, membrane_tolerance=args.membrane_tolerance,
-                                  backend=args.backend)
-    except (NgspiceNotFoundError, SpiceSimulationError) as exc:
-        print(f"xbar spice validate-network: error: {exc}", file=sys.stderr)
-        return 2
-    return _report(report, args)
+    from .neuron_validate import validate_network
+
+    params = MIFParameters(v_low=args.v_low, v_high=args.v_high, v_knee=args.v_knee)
+    return _run_validation(args, lambda: validate_network(
+        seed=args.seed, params=params, current_gain=args.current_gain, v_gain=args.v_gain, v_swing=args.v_swing,
+        spike_level=args.spike_level, spike_tolerance=args.spike_tolerance,
+        membrane_tolerance=args.membrane_tolerance, backend=args.backend))
 
 
 def _add_network_parser(sub) -> None:
@@ -208,10 +215,8 @@ def _add_network_parser(sub) -> None:
     p.add_argument("--v-knee", type=_positive, default=1e-4,
                    help="torch smoothing of the rails, V (default 1e-4: close to ngspice's stiff clamp)")
     p.add_argument("--spike-level", type=_real, default=0.1, help="spike-time threshold, V (default 0.1)")
-    p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
-    p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")
-    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
-    p.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    _transient_tolerances(p)
+    _output_options(p)
     p.set_defaults(func=_cmd_validate_network)
 
 
@@ -227,10 +232,8 @@ def _add_neuron_parser(sub) -> None:
     p.add_argument("--width", type=_positive, default=None, help="pulse width, s (default 0.4 period)")
     p.add_argument("--dt-sim", type=_positive, default=None, help="torch step, dt/n (default 50 ns / 0.25 ns)")
     p.add_argument("--v0", type=_real, default=0.0, help="initial membrane voltage, V (default 0)")
-    p.add_argument("--spike-tolerance", type=_tolerance, default=0.01, help="spike-time error / window (0.01)")
-    p.add_argument("--membrane-tolerance", type=_tolerance, default=0.01, help="membrane error / swing (0.01)")
-    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
-    p.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    _transient_tolerances(p)
+    _output_options(p)
     p.set_defaults(func=_cmd_validate_neuron)
 
 
@@ -249,8 +252,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _array_options(check)
     check.add_argument("--tolerance", type=_tolerance, default=None,
                        help="largest relative error that passes (default 1e-8 linear, 1e-6 nonlinear)")
-    check.add_argument("--json", default=None, help="also write the report as JSON to this file")
-    check.add_argument("--backend", choices=("auto", "shared", "batch"), default="auto", help="ngspice backend")
+    _output_options(check)
     check.add_argument("--ngspice", default="ngspice", help="ngspice executable for the batch backend")
     check.set_defaults(func=_cmd_validate)
     _add_neuron_parser(sub)
