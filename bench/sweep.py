@@ -54,6 +54,7 @@ import torch  # noqa: E402
 
 from training.sweeps import Store, load_spec, run, table  # noqa: E402
 from training.sweeps import execute  # noqa: E402
+from bench._tables import print_targets  # noqa: E402
 
 OVERHEAD_TARGET_S = 0.050
 SPEEDUP_TARGET = 1.7
@@ -352,19 +353,6 @@ def measure_kill_resume(work: Path, text: str, reference, kills: int, window: fl
 
 
 # ============================================================================ table
-def verdict(ok: bool | None) -> str:
-    return "—" if ok is None else ("PASS" if ok else "FAIL")
-
-
-def print_table(rows: list[tuple[str, str, str, bool | None]]) -> None:
-    w = max(len(r[0]) for r in rows)
-    wm = max(len(r[1]) for r in rows)
-    print(f"| {'quantity':<{w}} | {'measured':<{wm}} | {'target':<10} | result |")
-    print(f"|{'-' * (w + 2)}|{'-' * (wm + 2)}|{'-' * 12}|--------|")
-    for name, measured, target, ok in rows:
-        print(f"| {name:<{w}} | {measured:<{wm}} | {target:<10} | {verdict(ok):<6} |")
-
-
 def overhead_rows(ov: dict) -> list[tuple]:
     ms = lambda v: f"{1e3 * v:.1f} ms"  # noqa: E731
     rows = []
@@ -447,7 +435,7 @@ def main(argv=None) -> None:
         window = 0.5 * ref_summary["elapsed_s"]  # kill moments spread over the first half of a whole run
         kr = measure_kill_resume(work, text, reference, kills=5, window=window, seed=args.seed)
     print(f"\nload average (1 min) at the end {load_average():.2f}; total {time.perf_counter() - t0:.0f} s\n")
-    print_table(table_rows(ov, sc, dk, kr))
+    print_targets(table_rows(ov, sc, dk, kr))
     if q:
         print("\n(--quick: smoke run, too few points and trainings for the timing targets)")
 

@@ -47,6 +47,7 @@ from training.hardware import HardwareConfig  # noqa: E402
 from training.loop import accuracy, load_data, run, train  # noqa: E402
 from training.model import NetworkConfig, SpikingMLP  # noqa: E402
 from training.neurons import LIF, LeakyIntegrator, membrane_max, membrane_mean  # noqa: E402
+from bench._tables import print_targets  # noqa: E402
 
 T_DAY = 86400.0  # s
 YY_NETWORK = {"hidden": [120], "v_th": 0.2, "input_scale": 5.0, "time_steps": 20}
@@ -208,19 +209,6 @@ def timing_summary(steppers: list[Stepper]) -> dict:
 
 
 # ============================================================================ table
-def verdict(ok: bool | None) -> str:
-    return "—" if ok is None else ("PASS" if ok else "FAIL")
-
-
-def print_table(rows: list[tuple[str, str, str, bool | None]]) -> None:
-    w = max(len(r[0]) for r in rows)
-    wm = max(len(r[1]) for r in rows)
-    print(f"| {'quantity':<{w}} | {'measured':<{wm}} | {'target':<8} | result |")
-    print(f"|{'-' * (w + 2)}|{'-' * (wm + 2)}|{'-' * 10}|--------|")
-    for name, measured, target, ok in rows:
-        print(f"| {name:<{w}} | {measured:<{wm}} | {target:<8} | {verdict(ok):<6} |")
-
-
 def table_rows(yy: dict, dig: dict, tm: dict, repeats: int) -> list[tuple]:
     pct = lambda a: f"{100 * a:.1f} %"  # noqa: E731
     hwa_m, hwa_s, hwa_n, hwa_min = yy["hwa"]["deployed"]
@@ -284,7 +272,7 @@ def main(argv=None) -> None:
     steppers = time_steps(rounds, per_round, 0 if args.no_exact else (1 if args.quick else 5))
     tm = timing_summary(steppers)
     print(f"\nload average (1 min) at the end {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s\n")
-    print_table(table_rows(yy, dig, tm, args.repeats))
+    print_targets(table_rows(yy, dig, tm, args.repeats))
     if args.quick:
         print("\n(--quick: smoke run, too few epochs for the accuracy targets)")
 
