@@ -7,6 +7,7 @@
 """
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -17,3 +18,13 @@ settings.load_profile("memxbar")
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _workers > 1:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for a test on tiny tensors (spinning OpenMP threads on a shared
+    machine are slow); restores the previous count. Use with ``pytest.mark.usefixtures``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,13 +26,7 @@ Tensor = torch.Tensor
 ZERO_WIRES = {"r_row": 0.0, "r_col": 0.0, "r_source": 0.0, "r_sense": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (spinning OpenMP threads on a shared machine are slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
 
 def exact(**kw) -> dict:

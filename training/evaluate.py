@@ -105,18 +105,13 @@ def plot_run(history: list[dict], rows: list[dict], out_dir, title: str = "") ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import atomic_write_bytes
-    import io
+    from .report import save_figure
 
     out_dir = Path(out_dir)
     written = []
 
     def save(fig, name):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(out_dir / name, buf.getvalue())
-        written.append(out_dir / name)
+        written.append(save_figure(fig, out_dir / name))
 
     if history:
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))

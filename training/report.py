@@ -11,6 +11,19 @@ from pathlib import Path
 
 from devices._io import atomic_write_bytes  # noqa: F401  (re-exported: training modules import it here)
 
+def save_figure(fig, path, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG to ``path`` atomically and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 REPORT_NOTEBOOKS = ("01_devices.ipynb",)
 

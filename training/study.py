@@ -15,7 +15,6 @@ programming and over 5-40 time steps at 1 day. Every run lives in its own resuma
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from .config import DEFAULT_TIMES, RunConfig
 from .evaluate import summarise
 from .loop import _write_json, run
-from .report import atomic_write_bytes
+from .report import atomic_write_bytes, save_figure
 
 TIME_LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "1 month", 31536000.0: "1 year"}
 
@@ -87,10 +86,7 @@ def _plots(results: dict, root: Path) -> list[str]:
     names = []
 
     def save(fig, name):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(root / name, buf.getvalue())
+        save_figure(fig, root / name)
         names.append(name)
 
     pairs = {"pcm": ("baseline", "hwa_pcm"), "rram": ("baseline", "hwa_rram")}

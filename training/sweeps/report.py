@@ -145,14 +145,9 @@ def costliest(df, axes, hardware_only: bool = True) -> tuple[str, tuple, tuple, 
 
 # ---------------------------------------------------------------------------- plots
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from training.report import save_figure
 
-    from training.report import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=110)
 
 
 def plot_axis(df, axis: str, path: Path) -> None:
