@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 
-from ._validate import as_tensor, check_rate, check_scalar, check_shape, check_time
+from .validation import as_tensor, check_rate, check_scalar, check_shape, check_time
 
 Tensor = torch.Tensor
 

@@ -103,7 +103,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validate import check_rate, check_scalar
+from .validation import check_rate, check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult
 from .floating_gate_physics import (
     K_B, Q_E, SECONDS_PER_YEAR, channel_current, ekv_current, fn_density, fowler_nordheim_coefficients,

@@ -45,7 +45,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_scalar
+from .validation import check_scalar
 
 Tensor = torch.Tensor
 

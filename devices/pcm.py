@@ -111,7 +111,7 @@ from typing import ClassVar
 
 import torch
 
-from ._validate import check_rate, check_scalar
+from .validation import check_rate, check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult
 
 Tensor = torch.Tensor

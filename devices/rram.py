@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ._validate import check_scalar
+from .validation import check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult, Tensor
 from .rram_physics import (GapParams, gap_conductance, gap_current, gap_for_conductance, integrate_gap)
 

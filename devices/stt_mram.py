@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import check_scalar
+from .validation import check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult
 from .stt_mram_physics import (
     conductance_window,

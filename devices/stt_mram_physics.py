@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._validate import check_scalar
+from .validation import check_scalar
 
 if TYPE_CHECKING:
     from .stt_mram import STTMRAMParams

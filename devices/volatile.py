@@ -97,7 +97,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_scalar
+from .validation import check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult
 
 __all__ = ["VolatileMemristor", "VolatileParams", "SwitchParameters", "volatile_params", "volatile_step",

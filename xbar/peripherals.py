@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from devices._validate import check_scalar
+from devices.validation import check_scalar
 
 Tensor = torch.Tensor
 

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 import torch
 
-from devices._validate import check_scalar
+from devices.validation import check_scalar
 
 from .crossbar import Crossbar, CrossbarConfig
 from .topology import selector_v0

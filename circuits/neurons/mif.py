@@ -66,7 +66,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from devices._validate import check_scalar
+from devices.validation import check_scalar
 from devices.volatile import (SwitchParameters, VolatileMemristor, validate_switch_parameters, volatile_conductance,
                               volatile_rates, volatile_step)
 

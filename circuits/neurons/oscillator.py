@@ -51,7 +51,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from devices._validate import check_scalar
+from devices.validation import check_scalar
 from devices.volatile import (NBO2_PICKETT2013, SwitchParameters, VolatileMemristor, validate_switch_parameters,
                               volatile_conductance, volatile_steady_state, volatile_step)
 

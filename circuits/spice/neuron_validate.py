@@ -48,7 +48,7 @@ import torch
 
 from circuits.neurons.mif import X_INIT_KANG2021, MIFParameters, MIFState, mif_step, mif_step_euler
 from circuits.neurons.oscillator import OscillatorParameters, oscillator_initial_state, oscillator_step
-from devices._validate import check_scalar
+from devices.validation import check_scalar
 
 from .neuron_export import _check_layers, _waveform, check_swing, mif_netlist, network_netlist, oscillator_netlist
 from .ngspice import run_netlist
