@@ -20,22 +20,27 @@ Tensor = torch.Tensor
 
 
 class NodeSolve(torch.autograd.Function):
-    """``(x_p, x_q) = solve(v_in, v_col_bias, g)`` with an adjoint backward.
+    """``(x_p, x_q, u) = solve(v_in, v_col_bias, g)`` with an adjoint backward.
 
-    ``engine`` provides ``nodes(v_in, v_bias, g)`` (forward solve, no graph),
+    ``u`` is the cell voltage ``x_p - x_q`` as the solver computed it (possibly more accurate than
+    the difference); it is returned as a non-differentiable value (its derivative is that of
+    ``x_p - x_q``, which the caller takes from the first two outputs).
+    ``engine`` provides ``nodes(v_in, v_bias, g)`` (forward solve, no graph, returns
+    ``(x_p, x_q, u)``),
     ``adjoint(x_p, x_q, g, r_p, r_q)`` (``J^-1 r`` with zero sources) and
     ``residual(x_p, x_q, v_in, v_bias, g)`` (differentiable KCL residual).
     """
 
     @staticmethod
     def forward(ctx, engine, v_in: Tensor, v_bias: Tensor, g: Tensor):
-        x_p, x_q = engine.nodes(v_in.detach(), v_bias.detach(), g.detach())
+        x_p, x_q, u = engine.nodes(v_in.detach(), v_bias.detach(), g.detach())
         ctx.engine = engine
         ctx.save_for_backward(v_in, v_bias, g, x_p, x_q)
-        return x_p, x_q
+        ctx.mark_non_differentiable(u)
+        return x_p, x_q, u
 
     @staticmethod
-    def backward(ctx, grad_p: Tensor, grad_q: Tensor):
+    def backward(ctx, grad_p: Tensor, grad_q: Tensor, grad_u: Tensor | None = None):
         v_in, v_bias, g, x_p, x_q = ctx.saved_tensors
         engine = ctx.engine
         if grad_p is None:

@@ -15,14 +15,18 @@ Two ways to solve it, both exact up to floating point:
 * ``"block"`` -- ``S`` is block tridiagonal over k (dense L x L diagonal blocks
   ``diag(T_q) - D_k M_k D_k`` with ``M_k = Pi T_p,k^-1 Pi``, off-diagonal blocks ``-gq I``):
   block Cholesky / block Thomas, ``O(K L^3)`` work and ``O(K L^2)`` memory, then
-  ``O(K L^2)`` per right-hand side. Direct, so every digit is exact; chosen when L is small.
+  ``O(K L^2)`` per right-hand side. Direct, so every digit is exact; chosen when L is small
+  and there are many right-hand sides.
 * ``"cg"`` -- conjugate gradients on ``S`` preconditioned by ``T_q^-1`` (exact line solves
   of the Q wires). ``S`` and the preconditioner cost two batched tridiagonal solves per
   iteration, ``O(K L)`` each; iteration counts grow slowly with IR drop. Stops at a tight
   relative residual and raises :class:`ConvergenceError` otherwise.
 
-Tridiagonal solves use LAPACK ``dpttrf``/``dpttrs`` (SPD, no pivoting) on CPU and a
-vectorised torch LDL^T sweep elsewhere (CUDA), so GPU tensors never leave the GPU.
+Backends (``backend``): ``"cpu"`` -- compiled kernels (:mod:`xbar._cg_numba`: LDL^T sweeps across
+lines on contiguous layouts, the whole CG loop in one call); ``"torch"`` -- batched torch
+kernels on any device (:mod:`xbar._lines` parallel cyclic reduction, :mod:`xbar._cg_torch`
+device-resident CG, CUDA graphs); ``"auto"`` -- ``"cpu"`` for float64 CPU tensors when numba
+is installed, else ``"torch"``. ``"lapack"`` is accepted as the former name of ``"cpu"``.
 """
 from __future__ import annotations
 
@@ -30,241 +34,185 @@ import math
 
 import numpy as np
 import torch
-from scipy.linalg import lapack
 
+from . import _cg_numba
+from ._cg_torch import DeviceCG
+from ._errors import ConvergenceError
+from ._lines import DenseLines, PCRLines, line_diag, line_off, line_rhs
 from ._nodal import Grid
 
 Tensor = torch.Tensor
 
+__all__ = ["ConvergenceError", "StructuredSolver", "resolve_backend"]
 
-class ConvergenceError(RuntimeError):
-    """An iterative solve (CG or Newton) did not reach its tolerance within its budget."""
-
-    def __init__(self, what: str, residual: float, iterations: int, tolerance: float):
-        self.residual = residual
-        self.iterations = iterations
-        self.tolerance = tolerance
-        super().__init__(f"{what} did not converge: residual {residual:.3e} after {iterations} "
-                         f"iterations (tolerance {tolerance:.3e})")
+BACKENDS = ("auto", "cpu", "torch", "lapack")
 
 
-# ------------------------------------------------------------------------ tridiagonal lines
-class TridiagLines:
-    """Independent SPD tridiagonal systems along the last dim of ``diag`` ``(Bd, N, L)``.
-
-    Off-diagonal entries are ``-g_wire`` except next to a Dirichlet node (identity row).
-    """
-
-    def __init__(self, diag: Tensor, g_wire: float, dirichlet: Tensor, backend: str = "auto"):
-        Bd, N, L = diag.shape
-        self.shape = (Bd, N, L)
-        self.g_wire = g_wire
-        keep = ~dirichlet
-        self.diag = torch.where(dirichlet, torch.ones_like(diag), diag)
-        off = torch.full((N, max(L - 1, 0)), -g_wire, dtype=diag.dtype, device=diag.device)
-        off = off * (keep[:, 1:] & keep[:, :-1])
-        self.off = off.expand(Bd, N, max(L - 1, 0))
-        if backend == "auto":
-            cpu64 = diag.device.type == "cpu" and diag.dtype == torch.float64
-            backend = "lapack" if cpu64 and Bd * N * L > 1 else "torch"
-        self.backend = backend
-        if backend == "lapack":
-            d = self.diag.reshape(-1).numpy().copy()
-            e = torch.nn.functional.pad(self.off, (0, 1)).reshape(-1)[:-1].numpy().copy()
-            d, e, info = lapack.dpttrf(d, e)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"tridiagonal line matrix not positive definite (info={info})")
-            self._lapack = (d, e)
-        else:
-            self._ldl = _ldl_factor(self.diag, self.off)
-
-    def matvec(self, x: Tensor) -> Tensor:
-        """``T x`` for x ``(B, N, L)``."""
-        y = self.diag * x
-        if x.shape[-1] > 1:
-            y[..., :-1] += self.off * x[..., 1:]
-            y[..., 1:] += self.off * x[..., :-1]
-        return y
-
-    def solve(self, rhs: Tensor) -> Tensor:
-        """``T^-1 rhs`` for rhs ``(C, Bd, N, L)`` (C right-hand sides per system) or ``(B, N, L)``
-        with B a multiple handled as: Bd == 1 -> B columns, Bd == B -> one column each."""
-        squeeze = rhs.dim() == 3
-        if squeeze:
-            rhs = rhs.unsqueeze(1) if self.shape[0] == 1 else rhs.unsqueeze(0)
-        if self.backend == "lapack":
-            C = rhs.shape[0]
-            b = rhs.detach().reshape(C, -1).numpy().T  # (n, C), Fortran order, no copy
-            x, info = lapack.dpttrs(*self._lapack, b)
-            out = torch.from_numpy(np.ascontiguousarray(x.T)).reshape(rhs.shape)
-        else:
-            out = _ldl_solve(self._ldl, rhs)
-        return out.squeeze(1 if self.shape[0] == 1 else 0) if squeeze else out
-
-    def solve_line(self, j: int, rhs: Tensor) -> Tensor:
-        """``T_j^-1 rhs`` for the single line j of a shared set (Bd == 1); rhs ``(C, L)`` holds
-        C right-hand sides and is overwritten on the LAPACK backend."""
-        L = self.shape[2]
-        if self.backend == "lapack":
-            d, e = self._lapack
-            if L == 1:  # f2py rejects the empty off-diagonal
-                return rhs.div_(float(d[j]))
-            x, info = lapack.dpttrs(d[j * L:(j + 1) * L], e[j * L:j * L + L - 1], rhs.numpy().T, overwrite_b=1)
-            return torch.from_numpy(x.T)
-        piv, mult = self._ldl
-        return _ldl_solve((piv[:, j], mult[:, j]), rhs.unsqueeze(1))[:, 0]
-
-    def solve_line_numpy(self, j: int, rhs: np.ndarray) -> np.ndarray:
-        """As :meth:`solve_line` for a C-ordered numpy ``rhs`` on the LAPACK backend (overwritten)."""
-        if self.backend != "lapack":
-            return self.solve_line(j, torch.from_numpy(rhs)).numpy()
-        L = self.shape[2]
-        d, e = self._lapack
-        if L == 1:
-            return rhs / float(d[j])
-        x, info = lapack.dpttrs(d[j * L:(j + 1) * L], e[j * L:j * L + L - 1], rhs.T, overwrite_b=1)
-        return x.T
+def resolve_backend(backend: str, like: Tensor) -> str:
+    """``"cpu"`` or ``"torch"`` for tensors like ``like`` (see module docstring)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "lapack":
+        backend = "cpu"
+    cpu_ok = like.device.type == "cpu" and like.dtype == torch.float64 and _cg_numba.available()
+    if backend == "auto":
+        return "cpu" if cpu_ok else "torch"
+    if backend == "cpu" and not cpu_ok:
+        raise ValueError("backend 'cpu' needs float64 CPU tensors and numba installed; use backend 'torch'")
+    return backend
 
 
-def _ldl_factor(d: Tensor, e: Tensor):
-    """LDL^T of SPD tridiagonals along the last dim (torch, any device)."""
-    L = d.shape[-1]
-    piv = [d[..., 0]]
-    mult = []
-    for i in range(L - 1):
-        m = e[..., i] / piv[i]
-        mult.append(m)
-        piv.append(d[..., i + 1] - m * e[..., i])
-    return torch.stack(piv, -1), (torch.stack(mult, -1) if mult else e)
-
-
-def _ldl_solve(factors, rhs: Tensor) -> Tensor:
-    piv, mult = factors
-    L = rhs.shape[-1]
-    y = [rhs[..., 0]]
-    for i in range(1, L):
-        y.append(rhs[..., i] - mult[..., i - 1] * y[i - 1])
-    x = [None] * L
-    x[L - 1] = y[L - 1] / piv[..., L - 1]
-    for i in range(L - 2, -1, -1):
-        x[i] = y[i] / piv[..., i] - mult[..., i] * x[i + 1]
-    return torch.stack(x, -1)
-
-
-# ----------------------------------------------------------------------- the Schur system
-def _neighbours(n: int, like: Tensor) -> Tensor:
-    """Number of wire neighbours of each node of a chain of length n."""
-    c = torch.full((n,), 2.0, dtype=like.dtype, device=like.device)
-    c[0] -= 1
-    c[-1] -= 1
-    return c.clamp(min=0)
-
-
-def _line_diag(d_cell: Tensor, g_wire: float, g_first: float, g_last: float) -> Tensor:
-    """Diagonal of the line matrices for lines along the last dim of ``d_cell``."""
-    diag = d_cell + g_wire * _neighbours(d_cell.shape[-1], d_cell)
-    diag = diag.clone()
-    if 0.0 < g_first < math.inf:
-        diag[..., 0] += g_first
-    if 0.0 < g_last < math.inf:
-        diag[..., -1] += g_last
-    return diag
-
-
-def _line_rhs(r: Tensor, s: Tensor, g_wire: float, g_first: float, g_last: float, dirichlet: Tensor) -> Tensor:
-    """Right-hand side of the line systems: injections + source terms; Dirichlet rows = source."""
-    b = r.clone()
-    L = r.shape[-1]
-    if 0.0 < g_first < math.inf:
-        b[..., 0] += g_first * s
-    if 0.0 < g_last < math.inf:
-        b[..., -1] += g_last * s
-    if math.isinf(g_first) and L > 1:
-        b[..., 1] += g_wire * s
-    if math.isinf(g_last) and L > 1:
-        b[..., -2] += g_wire * s
-    sv = s.unsqueeze(-1).expand_as(b)
-    return torch.where(dirichlet, sv, b)
+def dense_lines_pay(d: Tensor, n_rhs: int) -> bool:
+    """Explicit line inverses (:class:`xbar._lines.DenseLines`) instead of cyclic reduction: on CUDA,
+    for shared lines with at least 16 right-hand sides and lines of at most 512 nodes (a batched
+    product over the whole batch then replaces ``2 ceil(log2 n)`` passes over it)."""
+    Bd, K, L = d.shape
+    return d.device.type == "cuda" and Bd == 1 and n_rhs >= 16 and max(K, L) <= 512
 
 
 class StructuredSolver:
     """Exact solver for a linear two-layer grid with finite wires (module docstring).
 
-    ``d_cell`` (S) is ``(Bd, K, L)`` with Bd 1 (shared) or the batch size.
+    ``d_cell`` (S) is ``(Bd, K, L)`` with Bd 1 (shared) or the batch size; finite and >= 0.
     """
 
     def __init__(self, grid: Grid, d_cell: Tensor, *, method: str = "block", cg_rtol: float = 1e-14,
-                 cg_max_iter: int = 5000, backend: str = "auto"):
+                 cg_max_iter: int = 5000, backend: str = "auto", use_graph: bool = True, n_rhs: int = 1,
+                 lines: str = "auto"):
         if not grid.structured:
             raise ValueError("StructuredSolver needs finite wire conductances")
         self.grid, self.method = grid, method
-        self.cg_rtol, self.cg_max_iter = cg_rtol, cg_max_iter
-        dev = d_cell.device
-        self.d = d_cell.detach()
-        self.keep_p = ~grid.dirichlet_p(dev)
-        self.keep_q = ~grid.dirichlet_q(dev)
-        self.dp = self.d * self.keep_p  # Pi_p D
-        self.lines_p = TridiagLines(_line_diag(self.d, grid.g_wire_p, grid.p_first, grid.p_last),
-                                    grid.g_wire_p, ~self.keep_p, backend)
-        diag_q = _line_diag(self.d.transpose(-1, -2), grid.g_wire_q, grid.q_first, grid.q_last)
-        self.lines_q = TridiagLines(diag_q, grid.g_wire_q, ~self.keep_q.T, backend)
-        self.diag_q = diag_q.transpose(-1, -2)  # (Bd, K, L)
+        self.cg_rtol, self.cg_max_iter, self.use_graph = cg_rtol, cg_max_iter, use_graph
+        d = d_cell.detach()
+        dev = d.device
+        self.d = d
+        self.backend = resolve_backend(backend, d)
+        dir_p, dir_q = grid.dirichlet_p(dev), grid.dirichlet_q(dev)
+        # masks only where ideal sources exist (None: every node is free)
+        self.dir_p = dir_p if math.isinf(grid.p_first) or math.isinf(grid.p_last) else None
+        self.dir_q = dir_q if math.isinf(grid.q_first) or math.isinf(grid.q_last) else None
+        self.keep_p, self.keep_q = ~dir_p, ~dir_q
+        self.dp = d if self.dir_p is None else d * self.keep_p  # Pi_p D
+        self.dq = d if self.dir_q is None else d * self.keep_q  # Pi_q D
+        Bd, K, L = d.shape
+        self.diag_p = line_diag(d, grid.g_wire_p, grid.p_first, grid.p_last, axis=-1)
+        self.diag_q = line_diag(d, grid.g_wire_q, grid.q_first, grid.q_last, axis=-2)
+        if self.dir_p is not None:
+            self.diag_p.masked_fill_(self.dir_p, 1.0)
+        if self.dir_q is not None:
+            self.diag_q.masked_fill_(self.dir_q, 1.0)
+        self.off_p = line_off(L, grid.g_wire_p, math.isinf(grid.p_first), math.isinf(grid.p_last), d)
+        self.off_q = line_off(K, grid.g_wire_q, math.isinf(grid.q_first), math.isinf(grid.q_last), d)
         self.iterations = 0
+        self.mode = "eager"
+        if self.backend == "cpu":
+            self._factor_cpu()  # counts non-finite pivots itself
+        else:  # (values checked by the caller, xbar._methods.check_cells: finite, <= 1e100 S)
+            if lines == "auto":
+                lines = "dense" if dense_lines_pay(d, n_rhs) else "pcr"
+            cls = DenseLines if lines == "dense" else PCRLines
+            self.lines_p = cls(self.diag_p, self.off_p, axis=-1)
+            self.lines_q = cls(self.diag_q, self.off_q, axis=-2)
+            self._work: dict[int, tuple] = {}
         if method == "block":
             self._block_factor()
 
-    # -------------------------------------------------------------- operators
-    def _schur(self, z: Tensor) -> Tensor:
-        """``S z`` for z ``(B, K, L)`` zero at Dirichlet Q nodes."""
-        tq = self.lines_q.matvec(z.transpose(-1, -2)).transpose(-1, -2)
-        return (tq - self.d * self.lines_p.solve(self.dp * z)) * self.keep_q
+    # -------------------------------------------------------------- line solves
+    def _factor_cpu(self) -> None:
+        """LDL^T factors of the P lines (along l) and the Q lines (along k), both in (Bd, K, L)."""
+        def factor(kernel, diag: Tensor, off: Tensor):
+            d = np.ascontiguousarray(diag.numpy())
+            inv, mult = np.empty_like(d), np.empty_like(d)
+            if kernel(d, off.numpy(), inv, mult):
+                raise ValueError("line matrix not positive definite: cell conductances must be finite and >= 0 S")
+            return inv, mult
 
-    def _precond(self, r: Tensor) -> Tensor:
-        return self.lines_q.solve((r * self.keep_q).transpose(-1, -2)).transpose(-1, -2) * self.keep_q
+        self._p = factor(_cg_numba.factor_rows, self.diag_p, self.off_p)
+        self._q = factor(_cg_numba.factor_cols, self.diag_q, self.off_q)
+        self._dp = np.ascontiguousarray(self.dp.numpy())
+        self._dq = np.ascontiguousarray(self.dq.numpy())
+        self._diag_q = np.ascontiguousarray(self.diag_q.numpy())
 
+    def solve_p(self, rhs: Tensor) -> Tensor:
+        """``T_p^-1 rhs`` for ``rhs`` ``(B, K, L)`` (a new tensor)."""
+        if self.backend == "cpu":
+            x = rhs.detach().numpy().copy()
+            _cg_numba.solve_rows(*self._p, x)
+            return torch.from_numpy(x)
+        return self.lines_p.solve(rhs)
+
+    def solve_q(self, rhs: Tensor) -> Tensor:
+        """``T_q^-1 rhs`` for ``rhs`` ``(B, K, L)`` (a new tensor)."""
+        if self.backend == "cpu":
+            x = rhs.detach().numpy().copy()
+            _cg_numba.solve_cols(*self._q, x)
+            return torch.from_numpy(x)
+        return self.lines_q.solve(rhs)
+
+    # -------------------------------------------------------------- solve
     def solve(self, r_p: Tensor, r_q: Tensor, s_p: Tensor, s_q: Tensor) -> tuple[Tensor, Tensor]:
         """Node voltages (V) for injections ``r`` (A, ``(B, K, L)``) and sources ``s`` (V)."""
         g = self.grid
-        b_p = _line_rhs(r_p, s_p, g.g_wire_p, g.p_first, g.p_last, ~self.keep_p)
-        b_q = _line_rhs(r_q.transpose(-1, -2), s_q, g.g_wire_q, g.q_first, g.q_last,
-                        ~self.keep_q.T).transpose(-1, -2)
-        q_dir = b_q * ~self.keep_q
-        c = (b_q + self.d * self.lines_p.solve(b_p + self.dp * q_dir)) * self.keep_q
+        b_p = line_rhs(r_p, s_p, g.g_wire_p, g.p_first, g.p_last, self.dir_p, axis=-1)
+        b_q = line_rhs(r_q, s_q, g.g_wire_q, g.q_first, g.q_last, self.dir_q, axis=-2)
+        if self.dir_q is None:
+            u = self.solve_p(b_p)
+            c = torch.addcmul(b_q, self.d, u)
+        else:
+            q_dir = b_q * self.dir_q
+            u = self.solve_p(torch.addcmul(b_p, self.dp, q_dir))
+            c = torch.addcmul(b_q, self.d, u).mul_(self.keep_q)
         z = self._block_solve(c) if self.method == "block" else self._cg(c)
-        x_q = z + q_dir
-        x_p = self.lines_p.solve(self.dp * x_q + b_p)
+        x_q = z if self.dir_q is None else z.add_(q_dir)
+        x_p = self.solve_p(torch.addcmul(b_p, self.dp, x_q))
         return x_p, x_q
 
     # -------------------------------------------------------------- CG
     def _cg(self, c: Tensor) -> Tensor:
-        B = c.shape[0]
-        norm_c = c.reshape(B, -1).norm(dim=1)
-        tol = self.cg_rtol * norm_c
-        z = torch.zeros_like(c)
-        r = c.clone()
-        y = self._precond(r)
-        p = y.clone()
-        ry = (r * y).reshape(B, -1).sum(1)
-        bcast = (B, 1, 1)
-        for it in range(self.cg_max_iter + 1):
-            res = r.reshape(B, -1).norm(dim=1)
-            if bool((res <= tol).all()):
-                self.iterations = it
-                return z
-            if it == self.cg_max_iter:
-                break
-            sp = self._schur(p)
-            alpha = ry / (p * sp).reshape(B, -1).sum(1)
-            alpha = torch.where(res <= tol, torch.zeros_like(alpha), alpha)
-            z = z + alpha.view(bcast) * p
-            r = r - alpha.view(bcast) * sp
-            y = self._precond(r)
-            ry_new = (r * y).reshape(B, -1).sum(1)
-            beta = ry_new / torch.where(ry == 0, torch.ones_like(ry), ry)
-            p = y + beta.view(bcast) * p
-            ry = ry_new
-        worst = float((res / torch.where(norm_c == 0, torch.ones_like(norm_c), norm_c)).max())
-        raise ConvergenceError("conjugate-gradient crossbar solve", worst, self.cg_max_iter, self.cg_rtol)
+        if self.backend == "cpu":
+            c_np = np.ascontiguousarray(c.detach().numpy())
+            z = np.empty_like(c_np)
+            its, worst = _cg_numba.schur_cg(c_np, *self._p, *self._q, self._diag_q, self.off_q.numpy(),
+                                            self._dq, self._dp, float(self.cg_rtol), int(self.cg_max_iter), z)
+            self.iterations = int(its)
+            if not worst <= self.cg_rtol:
+                raise ConvergenceError("conjugate-gradient crossbar solve", float(worst), int(its), self.cg_rtol)
+            return torch.from_numpy(z)
+        self._buffers(c.shape[0], c)
+        cg = DeviceCG(self._schur_torch, self._precond_torch, tuple(c.shape), c, rtol=self.cg_rtol,
+                      max_iter=self.cg_max_iter, what="conjugate-gradient crossbar solve", use_graph=self.use_graph)
+        z = cg.solve(c.contiguous())
+        self.iterations, self.mode = cg.iterations, cg.mode
+        return z
+
+    def _buffers(self, batch: int, like: Tensor):
+        if batch not in self._work:
+            shape = (batch,) + tuple(self.d.shape[1:])
+            self._work[batch] = (torch.empty(shape, dtype=like.dtype, device=like.device),
+                                 torch.empty(shape, dtype=like.dtype, device=like.device),
+                                 self.lines_p.buffers(batch, like), self.lines_q.buffers(batch, like))
+        return self._work[batch]
+
+    def _schur_torch(self, p: Tensor, out: Tensor) -> None:
+        """``out = S p`` on the device: ``2 ceil(log2 L) + 7`` kernels, no allocation."""
+        t, w, work_p, _ = self._work[p.shape[0]]
+        torch.mul(self.dp, p, out=t)
+        self.lines_p.solve(t, out=w, work=work_p)
+        torch.mul(self.diag_q, p, out=out)
+        K = p.shape[1]
+        if K > 1:
+            off = self.off_q.view(1, -1, 1)
+            out.narrow(1, 1, K - 1).addcmul_(off, p.narrow(1, 0, K - 1))
+            out.narrow(1, 0, K - 1).addcmul_(off, p.narrow(1, 1, K - 1))
+        out.addcmul_(self.dq, w, value=-1.0)
+
+    def _precond_torch(self, r: Tensor, out: Tensor) -> None:
+        self.lines_q.solve(r, out=out, work=self._work[r.shape[0]][3])
+
+    def ops_per_iteration(self) -> int:
+        """Kernels of one eager torch CG iteration (operator + preconditioner + recurrences)."""
+        from ._cg_torch import RECURRENCE_OPS
+        return self.lines_p.ops_per_solve() + 5 + self.lines_q.ops_per_solve() + RECURRENCE_OPS
 
     # -------------------------------------------------------------- block Cholesky
     def _free_blocks(self) -> range:
@@ -276,22 +224,37 @@ class StructuredSolver:
     def _block_factor(self) -> None:
         Bd, K, L = self.d.shape
         eye = torch.eye(L, dtype=self.d.dtype, device=self.d.device)
-        rhs = (eye.view(L, 1, 1, L) * self.keep_p).expand(L, Bd, K, L).contiguous()
-        cols = self.lines_p.solve(rhs)  # (Lc, Bd, K, L): column c of T_p^-1 Pi_p, line by line
+        cols = []
+        for b in range(Bd):  # column c of T_p^-1 Pi_p on every line k: (Lc, K, L)
+            rhs = (eye.view(L, 1, L) * self.keep_p).contiguous()
+            cols.append(self._solve_p_one(b, rhs))
+        cols = torch.stack(cols, 0)  # (Bd, Lc, K, L)
         g2 = self.grid.g_wire_q ** 2
         self._w = {}
         prev = None
         for k in self._free_blocks():
             d_k = self.dp[:, k]  # (Bd, L) = Pi_p D on block k
-            m_k = cols[:, :, k].permute(1, 2, 0)  # (Bd, L, Lc)
+            m_k = cols[:, :, k].transpose(1, 2)  # (Bd, L, Lc)
             s = torch.diag_embed(self.diag_q[:, k]) - d_k.unsqueeze(-1) * m_k * d_k.unsqueeze(-2)
             if prev is not None:
                 s = s - g2 * prev
             chol, info = torch.linalg.cholesky_ex(s)
             if bool((info != 0).any()):
-                raise np.linalg.LinAlgError("Schur block not positive definite")
+                raise ValueError("Schur block not positive definite: the cell conductances span too many orders "
+                                 "of magnitude for the block method; use method='cg' or 'auto'")
             prev = torch.cholesky_inverse(chol)
             self._w[k] = prev
+
+    def _solve_p_one(self, b: int, rhs: Tensor) -> Tensor:
+        """``T_p^-1 rhs`` with the factors of batch element ``b`` for ``rhs`` ``(C, K, L)``."""
+        if self.backend == "cpu":
+            x = rhs.detach().numpy().copy()
+            inv, mult = self._p
+            _cg_numba.solve_rows(inv[b:b + 1], mult[b:b + 1], x)
+            return torch.from_numpy(x)
+        if self.d.shape[0] == 1:
+            return self.lines_p.solve(rhs)
+        return PCRLines(self.diag_p[b:b + 1], self.off_p, axis=-1).solve(rhs)
 
     def _block_solve(self, c: Tensor) -> Tensor:
         """Block Thomas sweep on S z = c; c ``(B, K, L)``."""

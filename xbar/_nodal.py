@@ -94,6 +94,8 @@ def _dirichlet_mask(n_lines: int, length: int, merged: bool, g_first: float, g_l
 # ---------------------------------------------------------------------------------- residual
 def pin(grid: Grid, x_p: Tensor, x_q: Tensor, s_p: Tensor, s_q: Tensor) -> tuple[Tensor, Tensor]:
     """Overwrite Dirichlet nodes with their source voltage (differentiable w.r.t. ``s``)."""
+    if not any(math.isinf(e) for e in (grid.p_first, grid.p_last, grid.q_first, grid.q_last)):
+        return x_p, x_q  # no ideal source: no node is pinned
     dp = grid.dirichlet_p(x_p.device)
     dq = grid.dirichlet_q(x_q.device)
     x_p = torch.where(dp, s_p.unsqueeze(-1).expand_as(x_p), x_p)
@@ -142,6 +144,44 @@ def residual(grid: Grid, x_p: Tensor, x_q: Tensor, i_cell: Tensor, s_p: Tensor, 
     f_q = _layer_residual(x_q.transpose(-1, -2), s_q, -i_cell.transpose(-1, -2), grid.g_wire_q,
                           grid.q_first, grid.q_last, grid.merged_q, grid.dirichlet_q(x_q.device).T)
     return f_p, f_q.transpose(-1, -2)
+
+
+def _layer_magnitude(x: Tensor, s: Tensor, cell: Tensor, g_wire: float, g_first: float, g_last: float,
+                     merged: bool, dirichlet: Tensor) -> Tensor:
+    """Sum of the magnitudes of the terms of each node's KCL equation (A), lines along the last dim:
+    ``cell + sum_nb g_wire (|x| + |x_nb|) + g_end (|x| + |s|)`` (the scale of its rounding error)."""
+    ax, sa = x.abs(), s.abs()
+    m = cell.clone()
+    if 0.0 < g_first < math.inf:
+        m[..., 0] += g_first * (ax[..., 0] + sa)
+    if 0.0 < g_last < math.inf:
+        m[..., -1] += g_last * (ax[..., -1] + sa)
+    if merged:
+        m = m.sum(-1, keepdim=True).expand_as(m) / m.shape[-1]
+    elif x.shape[-1] > 1:
+        seg = g_wire * (ax[..., 1:] + ax[..., :-1])
+        m = m + torch.nn.functional.pad(seg, (0, 1)) + torch.nn.functional.pad(seg, (1, 0))
+    return torch.where(dirichlet, torch.zeros_like(m), m)
+
+
+def kcl_backward_error(grid: Grid, x_p: Tensor, x_q: Tensor, i_cell: Tensor, slope: Tensor, s_p: Tensor,
+                       s_q: Tensor) -> Tensor:
+    """Relative KCL residual per batch element ``(B,)``: the largest ``|F_i| / m_i`` over the free
+    nodes, with ``m_i`` the sum of the magnitudes of node i's current terms (its cell term
+    ``|i_cell| + slope (|x_p| + |x_q|)``, wire and end terms). This is the componentwise backward
+    error of the nodal equations (Oettli & Prager): a few ``eps`` for a solution that is exact to
+    rounding, whatever the conductances span, and of order 1 for a wrong one."""
+    f_p, f_q = residual(grid, x_p, x_q, i_cell, s_p, s_q)
+    cell = i_cell.abs() + slope * (x_p.abs() + x_q.abs())
+    m_p = _layer_magnitude(x_p, s_p, cell, grid.g_wire_p, grid.p_first, grid.p_last, grid.merged_p,
+                           grid.dirichlet_p(x_p.device))
+    m_q = _layer_magnitude(x_q.transpose(-1, -2), s_q, cell.transpose(-1, -2), grid.g_wire_q, grid.q_first,
+                           grid.q_last, grid.merged_q, grid.dirichlet_q(x_q.device).T).transpose(-1, -2)
+
+    def ratio(f, m):
+        r = torch.where(m > 0, f.abs() / m.clamp_min(1e-300), torch.where(f == 0, 0.0, math.inf))
+        return r.flatten(1).amax(1)
+    return torch.maximum(ratio(f_p, m_p), ratio(f_q, m_q))
 
 
 # ---------------------------------------------------------------------------- direct solver

@@ -1,6 +1,6 @@
 """Serialisable electrical and numerical options of a :class:`xbar.Crossbar`.
 
-Every field is a plain float/int/str (or None for "not given"), so the config round-trips
+Every field is a plain float/int/str/bool (or None for "not given"), so the config round-trips
 through ``dataclasses.asdict`` and a TOML/JSON file: ``CrossbarConfig(**asdict(cfg)) == cfg``.
 """
 from __future__ import annotations
@@ -8,23 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from devices.validation import check_bool, check_choice, check_int, check_real
+
 _TOPOLOGIES = ("0T1R", "1T1R", "1S1R")
-
-
-def _check(name: str, value, *, low=None, low_open=False, allow_inf=False, high=None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be finite{' or inf' if allow_inf else ''}, got {value}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high:g}, got {value:g}")
-
-
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+METHODS = ("auto", "block", "cg", "wire", "direct")
+BACKENDS = ("auto", "cpu", "torch")
 
 
 @dataclass(frozen=True)
@@ -46,13 +34,17 @@ class CrossbarConfig:
     ``selector_v_0`` (V) or the nonlinearity ``selector_nl = I(V_w)/I(V_w/2)`` (> 2) at
     ``selector_v_w`` (V).
 
-    Numerics: ``method`` in {"auto", "block", "cg", "direct"}; CG stops at relative residual
-    ``cg_rtol`` within ``cg_max_iter`` iterations; the block solver is used by "auto" while its
-    dense blocks take <= ``block_max_bytes``; Newton stops at KCL residual <= ``newton_rtol``
-    times the largest line current within ``newton_max_iter`` steps. ``grad_mode`` "exact"
-    (adjoint) or "ideal" (straight-through: backward of ``v @ G``). ``solve`` uses the cached
-    transfer matrix when ``batch >= transfer_batch_ratio * rows`` (or when it is cached); the
-    transfer matrix is computed in chunks of right-hand sides of about ``transfer_chunk_bytes``.
+    Numerics: ``method`` in {"auto", "block", "cg", "wire", "direct"} (see :mod:`xbar.crossbar`);
+    CG stops at relative residual ``cg_rtol`` within ``cg_max_iter`` iterations; the block solver
+    is used by "auto" while its dense blocks take <= ``block_max_bytes``; Newton stops at KCL
+    residual <= ``newton_rtol`` times the largest line current within ``newton_max_iter`` steps.
+    ``backend`` in {"auto", "cpu", "torch"}: "cpu" runs compiled (numba) kernels on float64 CPU
+    tensors, "torch" batched torch kernels on the tensors' device (CUDA included), "auto" the first
+    where it applies. ``cuda_graphs``: replay CG iterations as CUDA graphs on CUDA devices.
+    ``grad_mode`` "exact" (adjoint) or "ideal" (straight-through: backward of ``v @ G``). ``solve``
+    uses the cached transfer matrix when ``batch >= transfer_batch_ratio * rows`` (or when it is
+    cached); on CPU the transfer matrix is computed in chunks of right-hand sides of about
+    ``transfer_chunk_bytes`` (on CUDA in chunks sized to the free device memory).
     """
 
     r_row: float = 1.0
@@ -77,6 +69,8 @@ class CrossbarConfig:
     selector_nl: float | None = None
     selector_v_w: float | None = None
     method: str = "auto"
+    backend: str = "auto"
+    cuda_graphs: bool = True
     cg_rtol: float = 1e-14
     cg_max_iter: int = 5000
     block_max_bytes: float = 6e8
@@ -87,38 +81,38 @@ class CrossbarConfig:
     transfer_chunk_bytes: float = 3.2e7
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed range."""
+        """Raise ValueError naming the first bad field and its allowed range (devices.validation)."""
         for name in ("r_row", "r_col", "r_source", "r_sense"):
-            _check(name, getattr(self, name), low=0.0)
-        _choice("topology", self.topology, _TOPOLOGIES)
-        _choice("row_drive", self.row_drive, ("first", "last", "both"))
-        _choice("col_sense", self.col_sense, ("first", "last", "both"))
-        _check("r_access_on", self.r_access_on, low=0.0, low_open=True)
-        _check("r_access_off", self.r_access_off, low=0.0, low_open=True, allow_inf=True)
-        _choice("transistor", self.transistor, ("linear", "ekv"))
+            check_real(name, getattr(self, name), low=0.0)
+        check_choice("topology", self.topology, _TOPOLOGIES)
+        check_choice("row_drive", self.row_drive, ("first", "last", "both"))
+        check_choice("col_sense", self.col_sense, ("first", "last", "both"))
+        check_real("r_access_on", self.r_access_on, low=0.0, low_open=True)
+        check_real("r_access_off", self.r_access_off, low=0.0, low_open=True, allow_inf=True)
+        check_choice("transistor", self.transistor, ("linear", "ekv"))
         for name in ("mos_beta", "mos_n", "mos_u_t"):
-            _check(name, getattr(self, name), low=0.0, low_open=True)
+            check_real(name, getattr(self, name), low=0.0, low_open=True)
         for name in ("mos_v_th", "v_gate_on", "v_gate_off"):
-            _check(name, getattr(self, name))
-        _choice("selector", self.selector, ("sinh", "exp"))
-        _check("selector_i_s", self.selector_i_s, low=0.0, low_open=True)
+            check_real(name, getattr(self, name))
+        check_choice("selector", self.selector, ("sinh", "exp"))
+        check_real("selector_i_s", self.selector_i_s, low=0.0, low_open=True)
         if self.selector_nl is not None or self.selector_v_w is not None:
             if self.selector_nl is None or self.selector_v_w is None:
                 raise ValueError("selector_nl and selector_v_w must be given together")
-            _check("selector_nl", self.selector_nl, low=2.0, low_open=True)
-            _check("selector_v_w", self.selector_v_w, low=0.0, low_open=True)
+            check_real("selector_nl", self.selector_nl, low=2.0, low_open=True)
+            check_real("selector_v_w", self.selector_v_w, low=0.0, low_open=True)
         elif self.selector_v_0 is None:
             raise ValueError("give selector_v_0 (V) or both selector_nl and selector_v_w")
         else:
-            _check("selector_v_0", self.selector_v_0, low=0.0, low_open=True)
-        _choice("method", self.method, ("auto", "block", "cg", "direct"))
-        _check("cg_rtol", self.cg_rtol, low=0.0, low_open=True, high=1.0)
-        _check("newton_rtol", self.newton_rtol, low=0.0, low_open=True, high=1.0)
-        _check("block_max_bytes", self.block_max_bytes, low=0.0)
-        _check("transfer_chunk_bytes", self.transfer_chunk_bytes, low=1.0)
-        _check("transfer_batch_ratio", self.transfer_batch_ratio, low=0.0, allow_inf=True)
+            check_real("selector_v_0", self.selector_v_0, low=0.0, low_open=True)
+        check_choice("method", self.method, METHODS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_bool("cuda_graphs", self.cuda_graphs)
+        check_real("cg_rtol", self.cg_rtol, low=0.0, low_open=True, high=1.0)
+        check_real("newton_rtol", self.newton_rtol, low=0.0, low_open=True, high=1.0)
+        check_real("block_max_bytes", self.block_max_bytes, low=0.0)
+        check_real("transfer_chunk_bytes", self.transfer_chunk_bytes, low=1.0)
+        check_real("transfer_batch_ratio", self.transfer_batch_ratio, low=0.0, allow_inf=True)
         for name in ("cg_max_iter", "newton_max_iter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        _choice("grad_mode", self.grad_mode, ("exact", "ideal"))
+            check_int(name, getattr(self, name), low=1)
+        check_choice("grad_mode", self.grad_mode, ("exact", "ideal"))

@@ -29,17 +29,30 @@ sweep (``A_k`` = Schur diagonal blocks, off-diagonal blocks ``-g_q I``)::
 
 The first free block uses the same sweep in reversed block order (the reversed chain has the
 same blocks). Work ``O(K L^3 + K^2 L^2)`` BLAS-3, memory ``O(L^2 + K L)``: no ``W_k`` is stored.
+
+On the torch backend (CUDA) the same rows come from *block cyclic reduction* instead
+(:func:`_sweep_torch`): all diagonal blocks at once from explicit P-line inverses, then
+``ceil(log2 K)`` levels that each eliminate every other block with batched Cholesky inverses and
+matrix products, so a GPU runs a few dozen large BLAS-3 kernels rather than ``K`` dependent small
+steps. Memory ``O(K L max(K, L))``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 from scipy.linalg import blas, lapack
-from threadpoolctl import threadpool_limits
 
-from ._linear import TridiagLines, _line_diag, _line_rhs
+try:  # a declared dependency; bench/gpu.py also runs where memxbar is not installed
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    def threadpool_limits(*args, **kwargs):
+        return contextlib.nullcontext()
+
+from ._lines import DenseLines, PCRLines, line_diag, line_off, line_rhs
+from ._methods import AUTO_WIRE_ROUNDING, nodal_rounding
 from ._nodal import Grid
 
 Tensor = torch.Tensor
@@ -52,16 +65,63 @@ def _free_range(grid: Grid) -> range:
     return range(k0, max(k0, k1))
 
 
+class _Lines:
+    """The P lines of a shared ``(K, L)`` grid: LAPACK ``dpttrf``/``dpttrs`` on CPU (one long
+    tridiagonal whose lines are separated by zero couplings), parallel cyclic reduction elsewhere.
+    ``diag`` ``(K, L)`` has identity rows at Dirichlet nodes; ``off`` ``(L - 1,)`` is shared."""
+
+    def __init__(self, diag: Tensor, off: Tensor, backend: str):
+        K, L = diag.shape
+        self.L = L
+        if backend == "auto":
+            backend = "lapack" if diag.device.type == "cpu" and diag.dtype == torch.float64 else "torch"
+        if K * L == 1:  # f2py rejects the empty off-diagonal of a single node
+            backend = "torch"
+        self.backend = backend
+        if backend == "lapack":
+            e = torch.nn.functional.pad(off.expand(K, L - 1), (0, 1)).reshape(-1)[:-1]
+            d, e, info = lapack.dpttrf(diag.reshape(-1).numpy().copy(), e.numpy().copy())
+            if info != 0:
+                raise ValueError("line matrix not positive definite: cell conductances must be finite and >= 0 S")
+            self._lapack = (d, e)
+        else:
+            self._pcr = PCRLines(diag.unsqueeze(0), off, axis=-1)
+
+    def solve(self, rhs: Tensor) -> Tensor:
+        """``T^-1 rhs`` for ``rhs`` ``(C, K, L)``."""
+        if self.backend == "lapack":
+            C = rhs.shape[0]
+            x, _ = lapack.dpttrs(*self._lapack, rhs.detach().reshape(C, -1).numpy().T)
+            return torch.from_numpy(np.ascontiguousarray(x.T)).reshape(rhs.shape)
+        return self._pcr.solve(rhs)
+
+    def solve_line(self, j: int, rhs: Tensor) -> Tensor:
+        """``T_j^-1 rhs`` for line j; ``rhs`` ``(C, L)`` holds C right-hand sides (torch backend)."""
+        return self._pcr.line(j).solve(rhs.unsqueeze(1))[:, 0]
+
+    def solve_line_numpy(self, j: int, rhs: np.ndarray) -> np.ndarray:
+        """``T_j^-1 rhs`` for a C-ordered ``rhs`` ``(C, L)`` on the LAPACK backend (overwritten)."""
+        L = self.L
+        if self.backend != "lapack":
+            return self.solve_line(j, torch.from_numpy(rhs)).numpy()
+        d, e = self._lapack
+        if L == 1:  # f2py rejects the empty off-diagonal
+            return rhs / float(d[j])
+        x, _ = lapack.dpttrs(d[j * L:(j + 1) * L], e[j * L:j * L + L - 1], rhs.T, overwrite_b=1)
+        return x.T
+
+
 class _SchurBlocks:
     """Diagonal blocks ``A_k = diag(T_q)_k - D_k Pi T_p,k^-1 Pi D_k`` (L x L) of the Schur system,
     each from one tridiagonal solve of line k with the L right-hand sides ``Pi D_k``."""
 
     def __init__(self, grid: Grid, d: Tensor, backend: str):
-        keep_p = ~grid.dirichlet_p(d.device)
-        self.dp = d * keep_p  # Pi_p D: zero rows/columns of A_k's correction at ideal P ends
-        self.lines_p = TridiagLines(_line_diag(d, grid.g_wire_p, grid.p_first, grid.p_last).unsqueeze(0),
-                                    grid.g_wire_p, ~keep_p, backend)
-        self.diag_q = _line_diag(d.T, grid.g_wire_q, grid.q_first, grid.q_last).T  # (K, L)
+        dir_p = grid.dirichlet_p(d.device)
+        self.dp = d * ~dir_p  # Pi_p D: zero rows/columns of A_k's correction at ideal P ends
+        self.diag_p = line_diag(d, grid.g_wire_p, grid.p_first, grid.p_last).masked_fill_(dir_p, 1.0)
+        self.off_p = line_off(grid.L, grid.g_wire_p, math.isinf(grid.p_first), math.isinf(grid.p_last), d)
+        self.lines_p = _Lines(self.diag_p, self.off_p, backend)
+        self.diag_q = line_diag(d.T, grid.g_wire_q, grid.q_first, grid.q_last).T  # (K, L)
 
     def torch_block(self, k: int) -> Tensor:
         """``A_k`` as a fresh tensor."""
@@ -80,23 +140,62 @@ class _SchurBlocks:
         return a.T
 
 
+def _all_blocks(blocks: _SchurBlocks, order: list[int]) -> Tensor:
+    """The diagonal blocks ``A_k`` for k in ``order`` at once ``(len(order), L, L)``: explicit P-line
+    inverses (:class:`xbar._lines.DenseLines`, one batched cyclic reduction of the identity)."""
+    inv = DenseLines(blocks.diag_p.unsqueeze(0), blocks.off_p, axis=-1).inv  # (K, i, c) = (T_k^-1)_ic
+    idx = torch.as_tensor(order, device=inv.device)
+    dp = blocks.dp[idx]
+    a = inv[idx].mul_(dp.unsqueeze(-1)).mul_(dp.unsqueeze(-2)).neg_()  # -d_i (T^-1)_ic d_c
+    a.diagonal(dim1=-2, dim2=-1).add_(blocks.diag_q[idx])
+    return a
+
+
 def _sweep_torch(blocks: _SchurBlocks, g_q: float, u: Tensor, order: list[int]) -> Tensor:
-    """Rows ``(S^-1)_{f,k} u_k`` for k in ``order``, f = ``order[-1]`` (module docstring); torch ops."""
-    y = torch.zeros(len(order), u.shape[1], dtype=u.dtype, device=u.device)
-    y_next = torch.empty_like(y)
-    w = None  # W_{k-1}
-    for p, k in enumerate(order):
-        a = blocks.torch_block(k)
-        if w is not None:
-            a.add_(w, alpha=-g_q * g_q)
-            torch.mm(y[:p], w, out=y_next[:p]).mul_(g_q)
-            y, y_next = y_next, y
-        chol, info = torch.linalg.cholesky_ex(a)
-        if int(info) != 0:
-            raise torch.linalg.LinAlgError("Schur block of the transfer sweep is not positive definite")
+    """Rows ``(S^-1)_{f,k} u_k`` for k in ``order``, f = ``order[-1]``, by block cyclic reduction
+    (batched torch ops, any device; the GPU path).
+
+    ``S`` restricted to ``order`` is block tridiagonal (diagonal ``A_k``, couplings ``E = -g_q I``).
+    Solve ``S Z = C`` with ``C[k]`` = ``u_k`` in input column k: each level eliminates every other
+    block counted from the last one (``z_j = A_j^-1 (C_j - E_(j-1)^T z_(j-1) - E_j z_(j+1))``) and
+    updates its two surviving neighbours and their new coupling ``-E_(j-1) A_j^-1 E_j``, all
+    eliminated blocks at once (batched Cholesky inverse and matrix products). After
+    ``ceil(log2 K)`` levels the last block stands alone: ``Z_f = A_f^-1 C_f``, whose column k is the
+    wanted row (no back substitution). Work ``O(K L^3 + K^2 L^2)`` in about ``12 log2 K`` batched
+    BLAS-3 kernels, against ``K`` sequential steps for the sweep.
+    """
+    a = _all_blocks(blocks, order)
+    m, L = a.shape[0], a.shape[1]
+    idx = torch.as_tensor(order, device=u.device)
+    c = torch.zeros(m, L, m, dtype=u.dtype, device=u.device)  # (block, node, input)
+    c[torch.arange(m, device=u.device), :, torch.arange(m, device=u.device)] = u[idx]
+    e = (-g_q * torch.eye(L, dtype=u.dtype, device=u.device)).expand(max(m - 1, 0), L, L)  # e[i]: i -> i+1
+    while a.shape[0] > 1:
+        m = a.shape[0]
+        j = torch.arange(m - 2, -1, -2, device=u.device).flip(0)  # eliminated, the last block survives
+        chol, info = torch.linalg.cholesky_ex(a[j])
+        if bool((info != 0).any()):
+            raise torch.linalg.LinAlgError("Schur block of the transfer reduction is not positive definite")
         w = torch.cholesky_inverse(chol)
-        y[p] = u[k]
-    return y @ w
+        a, c = a.clone(), c.clone()
+        r = e[j].transpose(-1, -2) @ w  # E_j^T W_j: updates of the right neighbours j + 1
+        a[j + 1] -= r @ e[j]
+        c[j + 1] -= r @ c[j]
+        has_left = j >= 1
+        jl = j[has_left]
+        e_new = None
+        if jl.numel():
+            lf = e[jl - 1] @ w[has_left]  # E_(j-1) W_j: updates of the left neighbours j - 1
+            a[jl - 1] -= lf @ e[jl - 1].transpose(-1, -2)
+            c[jl - 1] -= lf @ c[jl]
+            e_new = -(lf @ e[jl])  # new couplings (j-1) -> (j+1), in survivor order
+        keep = torch.arange(m - 1, -1, -2, device=u.device).flip(0)
+        a, c = a[keep], c[keep]
+        e = e_new if e_new is not None else e[:0]
+    chol, info = torch.linalg.cholesky_ex(a[0])
+    if int(info) != 0:
+        raise torch.linalg.LinAlgError("Schur block of the transfer reduction is not positive definite")
+    return torch.cholesky_solve(c[0], chol).T  # row k: (S^-1)_{f,k} u_k
 
 
 def _sweep_lapack(blocks: _SchurBlocks, g_q: float, u: Tensor, order: list[int]) -> Tensor:
@@ -111,7 +210,10 @@ def _sweep_lapack(blocks: _SchurBlocks, g_q: float, u: Tensor, order: list[int])
             a -= g_q * gw  # A_k - g_q^2 W_{k-1} (lower triangles)
             blas.dsymm(1.0, gw, yt[:, :p], beta=0.0, c=yt_next[:, :p], side=0, lower=1, overwrite_c=1)
             yt, yt_next = yt_next, yt
-        chol, info = lapack.dpotrf(a, lower=1, clean=0, overwrite_a=1)
+        # clean=1 zeroes the upper triangle, which dpotri leaves alone: a stale upper triangle
+        # would be scaled by -g_q^2 at every block and overflow (inf * 0 warnings) at low wire
+        # resistance, although only lower triangles are ever read
+        chol, info = lapack.dpotrf(a, lower=1, clean=1, overwrite_a=1)
         if info == 0:
             gw, info = lapack.dpotri(chol, lower=1, overwrite_c=1)
         if info != 0:
@@ -127,7 +229,7 @@ def port_transfer(grid: Grid, d_cell: Tensor, *, backend: str = "auto") -> Tenso
 
     ``d_cell``: cell conductances (S) in grid layout, ``(K, L)`` or ``(1, K, L)``; both wires
     must be finite (``grid.structured``). ``backend``: tridiagonal line solves, as in
-    :class:`xbar._linear.TridiagLines`.
+    :class:`_Lines` (``"lapack"`` on float64 CPU tensors, else parallel cyclic reduction).
     """
     if not grid.structured:
         raise ValueError("port_transfer needs finite wire conductances")
@@ -135,7 +237,7 @@ def port_transfer(grid: Grid, d_cell: Tensor, *, backend: str = "auto") -> Tenso
     blocks = _SchurBlocks(grid, d, backend)
     dir_p = grid.dirichlet_p(d.device)
     ones = torch.ones(1, grid.K, dtype=d.dtype, device=d.device)
-    b_p = _line_rhs(torch.zeros_like(d).unsqueeze(0), ones, grid.g_wire_p, grid.p_first, grid.p_last, dir_p)
+    b_p = line_rhs(torch.zeros_like(d).unsqueeze(0), ones, grid.g_wire_p, grid.p_first, grid.p_last, dir_p)
     x0 = blocks.lines_p.solve(b_p)[0]  # P voltages for unit P sources: line k feels source k only
     u = d * x0 * ~grid.dirichlet_q(d.device)  # Schur right-hand side of input k: block k only
 
@@ -168,3 +270,59 @@ def _end_terms(grid: Grid, free: list[int]) -> tuple[list[tuple[int, float]], se
         elif e in free:
             terms.append((e, g_end))
     return terms, direct
+
+
+# ------------------------------------------------------------------ a crossbar's transfer matrix
+def transfer_matrix(xb, g: Tensor, ge: Tensor) -> Tensor:
+    """Transfer matrix ``A`` (S, ``(rows, cols)``) of the linear crossbar ``xb`` (no autograd).
+
+    Finite wires, method ``auto``/``block`` (and no precision risk, :mod:`xbar._methods`): the exact
+    block elimination of :func:`port_transfer`, as the sequential LAPACK sweep on CPU and as the
+    batched block cyclic reduction on the torch backend (CUDA) while its dense blocks fit in
+    memory. Otherwise (other methods, 0-Ohm or tiny wires, too large): ``A`` row by row from solves
+    with unit inputs, batched in chunks (:func:`transfer_by_solves`).
+    """
+    grid = xb._grid()
+    c = xb.config
+    if grid.structured and c.method in ("auto", "block") and nodal_rounding(grid) <= AUTO_WIRE_ROUNDING:
+        torch_path = ge.device.type != "cpu" or c.backend == "torch"
+        if not torch_path or _reduction_fits(xb):
+            m = port_transfer(grid, xb._t(ge), backend="torch" if torch_path else "lapack")
+            return (m.T if xb._transposed() else m).contiguous()
+    return transfer_by_solves(xb, g, ge)
+
+
+def _reduction_fits(xb) -> bool:
+    """The block cyclic reduction holds about ten arrays of ``K L max(K, L)`` doubles: within half the
+    free device memory (CUDA) or 2 GB (CPU)."""
+    K, L = (xb.cols, xb.rows) if xb._transposed() else (xb.rows, xb.cols)
+    need = 10 * 8 * K * L * max(K, L)
+    if xb.torch_device.type == "cuda":
+        return need <= torch.cuda.mem_get_info(xb.torch_device)[0] // 2
+    return need <= 2 * 2**30
+
+
+def _chunk(xb) -> int:
+    """Inputs solved together: CPU chunks of about ``transfer_chunk_bytes`` per node-voltage array
+    (cache-sized temporaries); CUDA chunks sized to a quarter of the free device memory (about 24
+    arrays of that size live during a batched CG solve)."""
+    cells = xb.rows * xb.cols
+    if xb.torch_device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(xb.torch_device)
+        return max(1, min(xb.rows, int(free // (4 * 24 * 8 * cells))))
+    return max(1, int(xb.config.transfer_chunk_bytes // (16 * cells)))
+
+
+def transfer_by_solves(xb, g: Tensor, ge: Tensor) -> Tensor:
+    """``A`` row by row from solves with unit inputs, in chunks of inputs (one factorisation)."""
+    dev = xb.torch_device
+    eye = torch.eye(xb.rows, dtype=torch.float64, device=dev)
+    zero = torch.zeros(xb.rows, xb.cols, dtype=torch.float64, device=dev)
+    chunk = _chunk(xb)
+    parts = []
+    xb._cached_linear(g, xb.rows)  # factorise once for all chunks
+    for start in range(0, xb.rows, chunk):
+        _, _, u = xb.nodes(eye[start:start + chunk], zero[start:start + chunk], g)
+        v_cell = (-1.0 if xb._transposed() else 1.0) * xb._t(u)
+        parts.append((ge * v_cell).sum(-2))
+    return torch.cat(parts, 0)

@@ -30,10 +30,16 @@ which by KCL over the column wire equals ``sum_i i_cell(i,j)``; ``i_in[i] = sum_
 is drawn from row source i. Power delivered by the sources (W):
 ``sum_i v_in[i] i_in[i] - sum_j v_bias[j] i_out[j]`` (>= 0 for a passive array).
 
-Methods (``CrossbarConfig.method``): ``"block"`` (exact block-tridiagonal Cholesky of the Schur
-system, see :mod:`xbar._linear`), ``"cg"`` (line-preconditioned CG to ``cg_rtol``), ``"direct"``
-(scipy sparse LU; the reference, and the path used when a wire resistance is 0), ``"auto"``.
+Methods (``CrossbarConfig.method``, details in :mod:`xbar._methods`): ``"block"`` (exact
+block-tridiagonal Cholesky of the Schur system, :mod:`xbar._linear`), ``"cg"`` (line-preconditioned
+CG to ``cg_rtol``), ``"wire"`` (CG on the cell voltages with the wires' resistance matrices,
+:mod:`xbar._wire`: exact for any wire resistance including 0 and tiny ones), ``"direct"`` (scipy
+sparse LU; the reference), ``"auto"`` (the fastest exact one). ``CrossbarConfig.backend`` runs the
+structured solvers as compiled CPU kernels or as batched torch kernels on any device (CUDA).
 Nonlinear cells (devices' own I-V, 1S1R, EKV 1T1R) use damped Newton (:mod:`xbar._nonlinear`).
+
+Conductances given as a tensor are read at every solve (in-place edits are seen) and re-validated
+whenever they changed; non-finite cell currents or node voltages raise ``ValueError``.
 """
 from __future__ import annotations
 
@@ -44,12 +50,14 @@ from dataclasses import dataclass
 import torch
 
 from ._autograd import NodeSolve
-from ._linear import ConvergenceError, StructuredSolver
-from ._nodal import DirectSolver, Grid, pin, residual
-from ._nonlinear import current_scale, newton
+from ._errors import ConvergenceError
+from ._inputs import check_conductance_values, check_inputs, conductance_tensor
+from ._methods import linear_solver
+from ._nodal import Grid, kcl_backward_error, pin, residual
+from ._nonlinear import newton
 from ._solver_config import CrossbarConfig
-from ._transfer import port_transfer
-from .topology import CellModel, MemoryElement, ekv_iv, selector_iv, selector_v0
+from ._transfer import transfer_matrix
+from .topology import CellModel, MemoryElement, ekv_iv, selector_iv, selector_iv_inverse, selector_v0
 
 Tensor = torch.Tensor
 
@@ -66,7 +74,9 @@ class CrossbarSolution:
         i_out: current into the sense end(s) of each column ``(batch, cols)``.
         i_in: current drawn from each row source ``(batch, rows)``.
         power: total power delivered by all sources ``(batch,)``.
-        kcl_residual: max |KCL residual| / current scale per batch element ``(batch,)``.
+        kcl_residual: relative KCL residual per batch element ``(batch,)``: the largest node
+            residual divided by the sum of the magnitudes of that node's current terms (the
+            componentwise backward error; a few 1e-16 for an exact solution).
         method: linear method used; iterations: Newton iterations (0 for linear arrays).
     """
 
@@ -86,25 +96,17 @@ def _is_device(obj) -> bool:
     return all(hasattr(obj, a) for a in ("shape", "conductance", "current")) and not torch.is_tensor(obj)
 
 
-def _conductance(g) -> Tensor:
-    g = torch.as_tensor(g) if not torch.is_tensor(g) else g
-    if g.dim() != 2 or g.shape[0] == 0 or g.shape[1] == 0:
-        raise ValueError(f"conductances must be a non-empty 2-D (rows, cols) array in S, got shape {tuple(g.shape)}")
-    if not g.dtype.is_floating_point:
-        g = g.to(torch.float64)
-    if not bool(torch.isfinite(g).all()):
-        raise ValueError("conductances must be finite (no NaN/inf), in S")
-    if bool((g < 0).any()):
-        raise ValueError("conductances must be >= 0 S (got negative values)")
-    return g if g.dtype == torch.float64 else g.to(torch.float64)
+def _nonfinite(what: str, cause: str) -> ValueError:
+    return ValueError(f"{what} is not finite (NaN/inf): {cause}")
 
 
 class Crossbar:
     """A ``rows x cols`` crossbar: ``Crossbar(conductances, r_row=..., ...)`` or ``config=``.
 
-    ``conductances``: ``(rows, cols)`` tensor/array (S; linear cells, may require grad) or a
-    ``devices`` object (``.shape``, ``.conductance()``, ``.current(v)``). ``gate_enable``:
-    ``(rows,)`` bool, word-line gates of 1T1R arrays (default all on).
+    ``conductances``: ``(rows, cols)`` tensor/array (S; linear cells, may require grad; read at
+    every solve and re-validated when changed) or a ``devices`` object (``.shape``,
+    ``.conductance()``, ``.current(v)``). ``gate_enable``: ``(rows,)`` bool, word-line gates of 1T1R
+    arrays (default all on).
     """
 
     def __init__(self, conductances, *, config: CrossbarConfig | None = None, gate_enable=None, **options):
@@ -113,12 +115,12 @@ class Crossbar:
         elif options:
             config = dataclasses.replace(config, **options)
         if not isinstance(config, CrossbarConfig):
-            raise TypeError(f"config must be a CrossbarConfig, got {type(config).__name__}")
+            raise ValueError(f"config must be a CrossbarConfig, got {type(config).__name__}")
         config.validate()
         self.config = config
         if _is_device(conductances):
             self.device_cells = conductances
-            self.g = None
+            self._g_source = None
             shape = tuple(conductances.shape)
             if len(shape) != 2:
                 raise ValueError(f"conductances (device object) must have a 2-D shape (rows, cols), got {shape}")
@@ -126,14 +128,25 @@ class Crossbar:
             self.torch_device = ref.device
         else:
             self.device_cells = None
-            self.g = _conductance(conductances)
-            shape = tuple(self.g.shape)
-            self.torch_device = self.g.device
+            self._g_source = conductance_tensor(conductances)
+            g = self.g
+            check_conductance_values(g)
+            self._g_checked = g.detach().clone()
+            shape = tuple(g.shape)
+            self.torch_device = g.device
         self.rows, self.cols = shape
         self.gate_enable = gate_enable
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ properties
+    @property
+    def g(self) -> Tensor | None:
+        """Cell conductances (S) as float64: the tensor given (or its float64 image), None for devices."""
+        src = self._g_source
+        if src is None:
+            return None
+        return src if src.dtype == torch.float64 else src.to(torch.float64)
+
     @property
     def gate_enable(self) -> Tensor:
         return self._gate
@@ -156,7 +169,14 @@ class Crossbar:
 
     # ------------------------------------------------------------------ cells
     def _g_param(self) -> Tensor:
-        return self.g if self.g is not None else torch.zeros(0, dtype=torch.float64, device=self.torch_device)
+        """The current conductances, re-validated when they changed since the last check."""
+        g = self.g
+        if g is None:
+            return torch.zeros(0, dtype=torch.float64, device=self.torch_device)
+        if g.shape != self._g_checked.shape or not torch.equal(g.detach(), self._g_checked):
+            check_conductance_values(g)
+            self._g_checked = g.detach().clone()
+        return g
 
     def _g_access(self) -> Tensor:
         """Access-transistor conductance (S) per row ``(rows, 1)`` for the linear 1T1R model."""
@@ -190,7 +210,8 @@ class Crossbar:
             v_gate = torch.where(self._gate, on_t, torch.full_like(on_t, c.v_gate_off)).unsqueeze(-1)
             return CellModel(mem, lambda v: ekv_iv(v, v_gate, c.mos_v_th, c.mos_n, c.mos_beta, c.mos_u_t))
         v0 = selector_v0(c.selector, c.selector_v_0, c.selector_nl, c.selector_v_w)
-        return CellModel(mem, lambda v: selector_iv(c.selector, c.selector_i_s, v0, v))
+        return CellModel(mem, lambda v: selector_iv(c.selector, c.selector_i_s, v0, v),
+                         series_inverse=lambda i: selector_iv_inverse(c.selector, c.selector_i_s, v0, i))
 
     def _cell_current(self, v_cell: Tensor, g: Tensor) -> Tensor:
         if self.is_linear:
@@ -243,41 +264,55 @@ class Crossbar:
         return f
 
     # ------------------------------------------------------------------ linear solvers
-    def _linear_solver(self, d_grid: Tensor, n_rhs: int):
-        """A linear solver for grid-layout cell conductances ``d_grid`` ``(Bd, K, L)``."""
-        c, grid = self.config, self._grid()
-        method = c.method
-        if method == "direct" or not grid.structured:
-            return DirectSolver(grid, d_grid), "direct"
-        if method == "auto":
-            bd, K, L = d_grid.shape
-            dense_bytes = 2 * 8 * bd * K * L * L
-            small = dense_bytes <= c.block_max_bytes and L <= 512
-            method = "block" if small and (n_rhs >= 8 or L <= 64) else "cg"
-        solver = StructuredSolver(grid, d_grid, method=method, cg_rtol=c.cg_rtol, cg_max_iter=c.cg_max_iter)
-        return solver, method
+    def _linear_solver(self, d_grid: Tensor, n_rhs: int, checked: bool = False):
+        """A linear solver for grid-layout cell conductances ``d_grid`` ``(Bd, K, L)`` (S)."""
+        return linear_solver(self.config, self._grid(), d_grid, n_rhs, checked=checked)
+
+    def _ge_key(self, ge: Tensor) -> Tensor:
+        """Cache key of effective conductances ``ge``: the validated snapshot itself when ``ge`` is
+        the conductance tensor (0T1R: no copy, identity compare), else a copy of ``ge``."""
+        src = self._g_source
+        if (src is not None and self.config.topology == "0T1R" and src.dtype == torch.float64
+                and ge.data_ptr() == src.data_ptr() and ge.shape == src.shape and ge.stride() == src.stride()):
+            return self._g_checked
+        return ge.detach().clone()
+
+    def _hit(self, name: str, ge: Tensor):
+        """The cache entry ``name`` if it was made for effective conductances equal to ``ge``."""
+        hit = self._cache.get(name)
+        if hit is None:
+            return None
+        key = hit[0]
+        if key is getattr(self, "_g_checked", None) or (key.shape == ge.shape and torch.equal(key, ge)):
+            return hit
+        return None
 
     def _cached_linear(self, g: Tensor, n_rhs: int):
         """Factorisation of the linear array, cached until the effective conductances change."""
         ge = self.g_effective(g).detach()
-        hit = self._cache.get("linear")
-        if hit is not None and hit[0].shape == ge.shape and torch.equal(hit[0], ge) and hit[3] >= min(n_rhs, 8):
+        hit = self._hit("linear", ge)
+        if hit is not None and hit[3] >= min(n_rhs, 8):
             return hit[1], hit[2]
-        solver, method = self._linear_solver(self._t(ge).unsqueeze(0), n_rhs)
-        self._cache["linear"] = (ge.clone(), solver, method, n_rhs)
+        # conductances validated by _g_param (the 1T1R series combination stays in range)
+        solver, method = self._linear_solver(self._t(ge).unsqueeze(0), n_rhs, checked=True)
+        self._cache["linear"] = (self._ge_key(ge), solver, method, n_rhs)
         return solver, method
 
     # ------------------------------------------------------------------ engine (NodeSolve)
-    def nodes(self, v_in: Tensor, v_bias: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward solve: grid-layout node voltages (V), no autograd graph."""
+    def nodes(self, v_in: Tensor, v_bias: Tensor, g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward solve: grid-layout node voltages ``(x_p, x_q)`` and cell voltages ``x_p - x_q``
+        (V; from the solver's own unknowns where it has them), no autograd graph."""
         s_p, s_q = self._sources(v_in, v_bias)
-        z_p, z_q = torch.zeros(s_p.shape[0], *self._grid_shape(), dtype=torch.float64, device=v_in.device), None
-        z_q = torch.zeros_like(z_p)
+        z = torch.zeros(s_p.shape[0], *self._grid_shape(), dtype=torch.float64, device=v_in.device)
         if self.is_linear:
             solver, method = self._cached_linear(g, v_in.shape[0])
             self._last = (method, 0)
-            return solver.solve(z_p, z_q, s_p, s_q)
-        return self._newton(s_p, s_q, g, z_p)
+            if hasattr(solver, "solve_cells"):
+                return solver.solve_cells(z, z, s_p, s_q)
+            x_p, x_q = solver.solve(z, z, s_p, s_q)
+        else:
+            x_p, x_q = self._newton(s_p, s_q, g, z)
+        return x_p, x_q, x_p - x_q
 
     def _grid_shape(self) -> tuple[int, int]:
         return (self.cols, self.rows) if self._transposed() else (self.rows, self.cols)
@@ -289,7 +324,10 @@ class Crossbar:
         if v_ref == 0.0:
             self._last = ("newton", 0)
             return z, z.clone()
-        i_ref, _ = cells(torch.full_like(z[:1], v_ref))
+        i_ref, s_ref = cells(torch.full_like(z[:1], v_ref))
+        if not (bool(torch.isfinite(i_ref).all()) and bool(torch.isfinite(s_ref).all())):
+            raise _nonfinite("the cell current", f"the cell model returns NaN/inf at {v_ref:g} V across a cell "
+                             "(the largest source voltage); the device I-V law does not hold there")
         secant = (i_ref / v_ref).clamp_min(1e-300)
         x_p, x_q = self._linear_solver(secant, s_p.shape[0])[0].solve(z, z, s_p, s_q)
         methods = []
@@ -323,35 +361,27 @@ class Crossbar:
 
     # ------------------------------------------------------------------ public API
     def _inputs(self, v_in, v_col_bias) -> tuple[Tensor, Tensor, bool]:
-        v = torch.as_tensor(v_in, dtype=torch.float64, device=self.torch_device) if not torch.is_tensor(v_in) else v_in
-        if v.dim() not in (1, 2) or v.shape[-1] != self.rows or v.shape[0] == 0:
-            raise ValueError(f"v_in must have shape ({self.rows},) or (batch>=1, {self.rows}) in V, got {tuple(v.shape)}")
-        if not bool(torch.isfinite(v).all()):
-            raise ValueError("v_in must be finite (no NaN/inf), in V")
-        one_d = v.dim() == 1
-        v = (v.unsqueeze(0) if one_d else v).to(torch.float64)
-        if v_col_bias is None:
-            b = torch.zeros(v.shape[0], self.cols, dtype=torch.float64, device=v.device)
-        else:
-            b = torch.as_tensor(v_col_bias, dtype=torch.float64, device=v.device) if not torch.is_tensor(v_col_bias) \
-                else v_col_bias.to(torch.float64)
-            if not bool(torch.isfinite(b).all()):
-                raise ValueError("v_col_bias must be finite (no NaN/inf), in V")
-            try:
-                b = torch.broadcast_to(b, (v.shape[0], self.cols))
-            except RuntimeError as exc:
-                raise ValueError(f"v_col_bias must broadcast to (batch, {self.cols}), got {tuple(b.shape)}") from exc
-        return v, b, one_d
+        return check_inputs(v_in, v_col_bias, self.rows, self.cols, self.torch_device)
 
     def _exact_nodes(self, v: Tensor, b: Tensor, g: Tensor):
+        """Grid-layout ``(x_p, x_q)`` (Dirichlet nodes pinned, differentiable) and the cell
+        voltages in crossbar layout ``v_row - v_col`` (V): the solver's value, with the derivative
+        of the node-voltage difference."""
         needs = torch.is_grad_enabled() and (v.requires_grad or b.requires_grad or g.requires_grad)
         if needs and self.config.grad_mode == "exact":
-            x_p, x_q = NodeSolve.apply(self, v, b, g)
+            x_p, x_q, u = NodeSolve.apply(self, v, b, g)
         else:
             with torch.no_grad():
-                x_p, x_q = self.nodes(v.detach(), b.detach(), g.detach())
+                x_p, x_q, u = self.nodes(v.detach(), b.detach(), g.detach())
         s_p, s_q = self._sources(v, b)
-        return pin(self._grid(), x_p, x_q, s_p, s_q)
+        x_p, x_q = pin(self._grid(), x_p, x_q, s_p, s_q)
+        diff = x_p - x_q
+        if diff.requires_grad:
+            diff = diff + (u - diff).detach()
+        else:
+            diff = u
+        sign = -1.0 if self._transposed() else 1.0
+        return x_p, x_q, sign * self._t(diff)
 
     def _straight_through(self, exact: Tensor, v: Tensor, b: Tensor, g: Tensor) -> Tensor:
         if self.config.grad_mode != "ideal" or not torch.is_grad_enabled():
@@ -360,23 +390,32 @@ class Crossbar:
         ideal = v @ ge - b * ge.sum(0)
         return exact.detach() + ideal - ideal.detach()
 
+    def _cells_at(self, v: Tensor, b: Tensor, g: Tensor):
+        """Node voltages (grid layout and crossbar layout), cell voltages and currents at the solution."""
+        x_p, x_q, v_cell = self._exact_nodes(v, b, g)
+        v_row, v_col = self._to_xbar(x_p, x_q)
+        return x_p, x_q, v_row, v_col, v_cell, self._cell_current(v_cell, g)
+
     def full_solution(self, v_in, *, v_col_bias=None) -> CrossbarSolution:
         """Every node voltage and branch current for inputs ``v_in`` (V), always 2-D (batch first)."""
         v, b, _ = self._inputs(v_in, v_col_bias)
+        return self._full_solution(v, b)
+
+    def _full_solution(self, v: Tensor, b: Tensor) -> CrossbarSolution:
         g = self._g_param()
-        x_p, x_q = self._exact_nodes(v, b, g)
-        v_row, v_col = self._to_xbar(x_p, x_q)
-        v_cell = v_row - v_col
-        i_cell = self._cell_current(v_cell, g)
+        x_p, x_q, v_row, v_col, v_cell, i_cell = self._cells_at(v, b, g)
         i_out = self._straight_through(i_cell.sum(-2), v, b, g)
         i_in = i_cell.sum(-1)
         power = (v * i_in).sum(-1) - (b * i_out).sum(-1)
         s_p, s_q = self._sources(v, b)
         with torch.no_grad():
-            i_grid = self._grid_cells(g, slope=False)(x_p - x_q)
-            f_p, f_q = residual(self._grid(), x_p, x_q, i_grid, s_p, s_q)
-            fmax = torch.maximum(f_p.abs().flatten(1).amax(1), f_q.abs().flatten(1).amax(1))
-            kcl = fmax / current_scale(i_grid).clamp_min(1e-300)
+            sign = -1.0 if self._transposed() else 1.0
+            i_grid, slope = self._grid_cells(g, slope=True)(sign * self._t(v_cell.detach()))
+            kcl = kcl_backward_error(self._grid(), x_p.detach(), x_q.detach(), i_grid, slope, s_p.detach(),
+                                     s_q.detach())
+        if not bool(torch.isfinite(kcl).all()):
+            raise _nonfinite("the crossbar solution", "a node voltage or cell current came out NaN/inf; the cell "
+                             "model's current is not finite at these cell voltages, or the conductances overflow")
         method, it = getattr(self, "_last", ("none", 0))
         return CrossbarSolution(v_row, v_col, v_cell, i_cell, i_out, i_in, power, kcl, method, it)
 
@@ -391,40 +430,25 @@ class Crossbar:
         if use_transfer:
             out = self._straight_through(v @ self._transfer(g), v, b, g)
         else:
-            out = self.full_solution(v, v_col_bias=b if v_col_bias is not None else None).i_out
+            *_, i_cell = self._cells_at(v, b, g)
+            out = self._straight_through(i_cell.sum(-2), v, b, g)
+            # linear arrays: validated conductances and inputs give finite currents (no host read)
+            if not self.is_linear and not bool(torch.isfinite(out).all()):
+                raise _nonfinite("the output current", "a cell current came out NaN/inf; the cell model's current "
+                                 "is not finite at these cell voltages, or the conductances overflow")
         return out[0] if one_d else out
 
     def _transfer_cached(self, g: Tensor) -> bool:
-        hit = self._cache.get("transfer")
-        ge = self.g_effective(g).detach()
-        return hit is not None and torch.equal(hit[0], ge)
+        return self._hit("transfer", self.g_effective(g).detach()) is not None
 
     def _transfer(self, g: Tensor) -> Tensor:
         if self._transfer_cached(g):
             return self._cache["transfer"][1]
         with torch.no_grad():
             ge = self.g_effective(g)
-            grid = self._grid()
-            if grid.structured and self.config.method in ("auto", "block"):
-                m = port_transfer(grid, self._t(ge))
-                a = (m.T if self._transposed() else m).contiguous()
-            else:
-                a = self._transfer_by_solves(g, ge)
-        self._cache["transfer"] = (ge.detach().clone(), a)
+            a = transfer_matrix(self, g, ge)
+        self._cache["transfer"] = (self._ge_key(ge), a)
         return a
-
-    def _transfer_by_solves(self, g: Tensor, ge: Tensor) -> Tensor:
-        """``A`` row by row from solves with unit inputs (CG or sparse LU), in chunks of inputs."""
-        eye = torch.eye(self.rows, dtype=torch.float64, device=self.torch_device)
-        zero = torch.zeros(self.rows, self.cols, dtype=torch.float64, device=self.torch_device)
-        chunk = max(1, int(self.config.transfer_chunk_bytes // (16 * self.rows * self.cols)))
-        parts = []
-        self._cached_linear(g, self.rows)  # factorise once for all chunks
-        for start in range(0, self.rows, chunk):  # chunks keep temporaries cache-sized
-            x_p, x_q = self.nodes(eye[start:start + chunk], zero[start:start + chunk], g)
-            v_row, v_col = self._to_xbar(x_p, x_q)
-            parts.append((ge * (v_row - v_col)).sum(-2))
-        return torch.cat(parts, 0)
 
     def transfer_matrix(self) -> Tensor:
         """Exact effective matrix ``A`` (S), ``(rows, cols)``: ``solve(v) == v @ A`` for linear
@@ -434,7 +458,9 @@ class Crossbar:
                              "transistor='linear', and conductances given as a tensor)")
         g = self._g_param()
         if torch.is_grad_enabled() and g.requires_grad:
-            return self.full_solution(torch.eye(self.rows, dtype=torch.float64, device=self.torch_device)).i_out
+            eye = torch.eye(self.rows, dtype=torch.float64, device=self.torch_device)
+            return self._full_solution(eye, torch.zeros(self.rows, self.cols, dtype=torch.float64,
+                                                        device=self.torch_device)).i_out
         return self._transfer(g)
 
     def __repr__(self) -> str:

@@ -50,8 +50,9 @@ import scipy.sparse.linalg as spla
 import torch
 
 from devices.rram_physics import gap_velocity, integrate_gap
+from devices.validation import as_tensor
 
-from ._linear import ConvergenceError
+from ._errors import ConvergenceError
 from ._nodal import DirectSolver
 from .crossbar import Crossbar
 
@@ -239,7 +240,7 @@ class _GenericSolve:
 
 # ------------------------------------------------------------------------------ inputs
 def _check_inputs(crossbar, times, v_rows, v_cols, substeps, max_gap_step):
-    """Validated float64 ``(times (n,), v_rows (n, rows), v_cols (n, cols))``."""
+    """Validated float64 ``(times (n,), v_rows (n, rows), v_cols (n, cols))`` (devices.validation)."""
     if not isinstance(crossbar, Crossbar):
         raise ValueError(f"crossbar must be an xbar.Crossbar, got {type(crossbar).__name__}")
     dev = crossbar.device_cells
@@ -250,18 +251,16 @@ def _check_inputs(crossbar, times, v_rows, v_cols, substeps, max_gap_step):
     if isinstance(max_gap_step, bool) or not isinstance(max_gap_step, (int, float)) \
             or not math.isfinite(max_gap_step) or not 0.0 < max_gap_step <= 1e-9:
         raise ValueError(f"max_gap_step must be in (0, 1e-9] m, got {max_gap_step!r}")
-    times = torch.as_tensor(times, dtype=torch.float64).detach().cpu()
-    if times.dim() != 1 or times.numel() < 2 or not bool(torch.isfinite(times).all()) \
-            or not bool((times[1:] > times[:-1]).all()):
-        raise ValueError("times must be a 1-D array of at least two finite, strictly increasing values (s)")
+    times = as_tensor("times", times, dtype=torch.float64, device="cpu").detach()
+    if times.dim() != 1 or times.numel() < 2 or not bool((times[1:] > times[:-1]).all()):
+        raise ValueError("times must be a 1-D array of at least two finite, strictly increasing values (s), "
+                         f"got shape {tuple(times.shape)}")
     n = times.numel()
     out = []
     for name, v, width, what in (("v_rows", v_rows, crossbar.rows, "rows"), ("v_cols", v_cols, crossbar.cols, "cols")):
-        v = torch.as_tensor(v, dtype=torch.float64).detach().cpu()
+        v = as_tensor(name, v, dtype=torch.float64, device="cpu").detach()
         if tuple(v.shape) != (n, width):
             raise ValueError(f"{name} must have shape (len(times), {what}) = ({n}, {width}) in V, got {tuple(v.shape)}")
-        if not bool(torch.isfinite(v).all()):
-            raise ValueError(f"{name} must be finite (no NaN/inf), in V")
         out.append(v)
     return times, out[0], out[1]
 

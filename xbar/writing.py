@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 import torch
 
-from devices.validation import check_scalar
+from devices.validation import check_bool, check_choice, check_int, check_optional_real, check_real
 
 from .crossbar import Crossbar, CrossbarConfig
 from .topology import selector_v0
@@ -92,18 +92,23 @@ _CATEGORY_NAMES = ("selected", "half_selected_row", "half_selected_col", "unsele
 
 
 def _check_index(name: str, value, size: int) -> int:
-    if isinstance(value, bool) or int(value) != value or not 0 <= int(value) < size:
-        raise ValueError(f"{name} must be an integer in [0, {size - 1}], got {value!r}")
-    return int(value)
+    return check_int(name, value, low=0, high=size - 1)
+
+
+def _check_selected(selected, rows: int, cols: int) -> tuple[int, int]:
+    """``selected`` as a (row, col) pair of in-range ints."""
+    if isinstance(selected, (str, bytes)) or not hasattr(selected, "__len__") or len(selected) != 2:
+        raise ValueError(f"selected must be a (row, col) pair of integers, got {selected!r}")
+    return _check_index("selected[0]", selected[0], rows), _check_index("selected[1]", selected[1], cols)
 
 
 def bias_voltages(rows: int, cols: int, selected: tuple[int, int], v: float, scheme: str = "v/2",
                   dtype=torch.float64, device=None) -> tuple[Tensor, Tensor]:
     """Row drive and column drive voltages (V) ``(rows,)``, ``(cols,)`` of a bias scheme."""
-    if scheme not in READ_SCHEMES:
-        raise ValueError(f"scheme must be one of {list(READ_SCHEMES)}, got {scheme!r}")
-    r, c = (_check_index("selected[0]", selected[0], rows), _check_index("selected[1]", selected[1], cols))
-    v = check_scalar("v", v)
+    rows, cols = check_int("rows", rows, low=1), check_int("cols", cols, low=1)
+    check_choice("scheme", scheme, READ_SCHEMES)
+    r, c = _check_selected(selected, rows, cols)
+    v = check_real("v", v)
     row_other, col_other = {"v/2": (v / 2, v / 2), "v/3": (v / 3, 2 * v / 3), "ground": (0.0, 0.0)}[scheme]
     v_rows = torch.full((rows,), row_other, dtype=dtype, device=device)
     v_cols = torch.full((cols,), col_other, dtype=dtype, device=device)
@@ -114,7 +119,8 @@ def bias_voltages(rows: int, cols: int, selected: tuple[int, int], v: float, sch
 
 def cell_categories(rows: int, cols: int, selected: tuple[int, int]) -> Tensor:
     """int8 ``(rows, cols)``: SELECTED, HALF_SELECTED_ROW, HALF_SELECTED_COL or UNSELECTED."""
-    r, c = (_check_index("selected[0]", selected[0], rows), _check_index("selected[1]", selected[1], cols))
+    rows, cols = check_int("rows", rows, low=1), check_int("cols", cols, low=1)
+    r, c = _check_selected(selected, rows, cols)
     cat = torch.full((rows, cols), UNSELECTED, dtype=torch.int8)
     cat[r, :] = HALF_SELECTED_ROW
     cat[:, c] = HALF_SELECTED_COL
@@ -235,15 +241,14 @@ def write_cell(cells, selected: tuple[int, int], v_write: float, *, scheme: str 
             solve.
         apply: apply the pulse to the device model (False: voltages only).
     """
-    if scheme not in WRITE_SCHEMES:
-        raise ValueError(f"scheme must be one of {list(WRITE_SCHEMES)} for writing, got {scheme!r}")
-    v_write = check_scalar("v_write", v_write)
+    check_choice("scheme", scheme, WRITE_SCHEMES)
+    v_write = check_real("v_write", v_write)
     if v_write == 0.0:
         raise ValueError("v_write must be nonzero (V)")
-    if isinstance(segments, bool) or int(segments) != segments or segments < 1:
-        raise ValueError(f"segments must be an integer >= 1, got {segments!r}")
-    if width is not None:
-        width = check_scalar("width", width, low=0.0, low_open=True)
+    segments = check_int("segments", segments, low=1)
+    apply = check_bool("apply", apply)
+    width = check_optional_real("width", width, low=0.0, low_open=True)
+    i_compliance = check_optional_real("i_compliance", i_compliance, low=0.0, low_open=True)
     xbar = Crossbar(cells, config=config, **options)
     if xbar.config.topology not in ("0T1R", "1S1R"):
         raise ValueError(f"topology must be '0T1R' or '1S1R' for V/2 and V/3 writing (1T1R arrays are written "
@@ -252,6 +257,7 @@ def write_cell(cells, selected: tuple[int, int], v_write: float, *, scheme: str 
     if is_device and apply and getattr(cells, "family", None) == "pcm" and segments != 1:
         raise ValueError("segments must be 1 for PCM: its pulses are amplitude-free and cannot be split")
     rows, cols = xbar.rows, xbar.cols
+    selected = _check_selected(selected, rows, cols)
     v_rows, v_cols = bias_voltages(rows, cols, selected, v_write, scheme, device=xbar.torch_device)
     category = cell_categories(rows, cols, selected).to(xbar.torch_device)
     g_before = (cells.conductance() if is_device else xbar.g).detach().to(torch.float64).clone()
@@ -311,10 +317,14 @@ class ReadMargin:
 
 
 def _size(n) -> tuple[int, int]:
-    shape = (n, n) if isinstance(n, int) and not isinstance(n, bool) else tuple(n)
-    if len(shape) != 2 or any(isinstance(s, bool) or int(s) != s or s < 1 for s in shape):
-        raise ValueError(f"n must be an int >= 1 or a (rows, cols) pair of ints >= 1, got {n!r}")
-    return int(shape[0]), int(shape[1])
+    """``n`` (an int or a (rows, cols) pair of ints, each >= 1) as ``(rows, cols)``."""
+    shape = (n, n) if not hasattr(n, "__len__") or isinstance(n, (str, bytes)) else tuple(n)
+    try:
+        if isinstance(n, (str, bytes)) or len(shape) != 2:
+            raise ValueError
+        return check_int("n", shape[0], low=1), check_int("n", shape[1], low=1)
+    except ValueError:
+        raise ValueError(f"n must be an int >= 1 or a (rows, cols) pair of ints >= 1, got {n!r}") from None
 
 
 def read_margin(n, g_lrs: float, g_hrs: float, topology: str = "0T1R", *, scheme: str = "v/2",
@@ -329,23 +339,22 @@ def read_margin(n, g_lrs: float, g_hrs: float, topology: str = "0T1R", *, scheme
     further electrical options via ``config`` / ``options``.
     """
     rows, cols = _size(n)
-    g_lrs = check_scalar("g_lrs", g_lrs, low=0.0, low_open=True)
-    g_hrs = check_scalar("g_hrs", g_hrs, low=0.0)
+    g_lrs = check_real("g_lrs", g_lrs, low=0.0, low_open=True)
+    g_hrs = check_real("g_hrs", g_hrs, low=0.0)
     if not g_hrs < g_lrs:
         raise ValueError(f"g_hrs must be < g_lrs, got g_hrs={g_hrs:g} S, g_lrs={g_lrs:g} S")
-    v_read = check_scalar("v_read", v_read, low=0.0, low_open=True)
-    if unselected not in ("lrs", "hrs"):
-        raise ValueError(f"unselected must be 'lrs' or 'hrs', got {unselected!r}")
-    if definition not in ("current", "pull_up"):
-        raise ValueError(f"definition must be 'current' or 'pull_up', got {definition!r}")
+    v_read = check_real("v_read", v_read, low=0.0, low_open=True)
+    check_choice("scheme", scheme, READ_SCHEMES)
+    check_choice("unselected", unselected, ("lrs", "hrs"))
+    check_choice("definition", definition, ("current", "pull_up"))
     options["topology"] = topology
     cfg = CrossbarConfig(**options) if config is None else dataclasses.replace(config, **options)
     cfg.validate()
     if selected is None:  # the cell farthest from the row drivers and the sense ends
         selected = ({"last": 0, "first": rows - 1, "both": (rows - 1) // 2}[cfg.col_sense],
                     {"first": cols - 1, "last": 0, "both": (cols - 1) // 2}[cfg.row_drive])
-    v_rows, v_cols = bias_voltages(rows, cols, selected, v_read, scheme)
-    r, c = int(selected[0]), int(selected[1])
+    r, c = _check_selected(selected, rows, cols)
+    v_rows, v_cols = bias_voltages(rows, cols, (r, c), v_read, scheme)
     currents, cell_current = [], 0.0
     for g_sel in (g_lrs, g_hrs):
         g = torch.full((rows, cols), g_lrs if unselected == "lrs" else g_hrs, dtype=torch.float64)
@@ -367,6 +376,8 @@ def read_margin(n, g_lrs: float, g_hrs: float, topology: str = "0T1R", *, scheme
 
 def read_margin_vs_size(sizes, g_lrs: float, g_hrs: float, topology: str = "0T1R", **kwargs) -> Tensor:
     """Read margins (float64 tensor, one per size) of :func:`read_margin` for ``n`` in ``sizes``."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"sizes must be a sequence of array sizes, got {sizes!r}")
     sizes = list(sizes)
     if not sizes:
         raise ValueError("sizes must hold at least one array size")
