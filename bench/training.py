@@ -20,8 +20,18 @@ Rows (measured, target, pass/fail):
   mean; a block is 1 step, except ``circuit_refresh = r > 1`` whose blocks are r consecutive steps
   (exactly one exact circuit refresh each, i.e. the amortised cost of a training epoch).
 
-Usage: ``python bench/training.py [--quick] [--epochs N] [--repeats N] [--threads N] [--out DIR]``
-(full run ~10 min on 2 loaded cores; ``--quick`` is a smoke run whose accuracies mean nothing).
+* Time of one training step of a 784-256-10 MLP (ReLU, batch 128, 256 x 256 tiles, PCM, 8-bit
+  DAC/ADC, Adam, weight clipping; one thread): ``nn.Linear`` against memxbar ``ideal``, ``noisy``
+  and ``circuit`` (refresh 1), *before* (the layer of git revision ``--before``, loaded from git
+  into a temporary package) and *after* (this tree), measured round-robin in one run; targets:
+  ``noisy`` <= 1.5x ``ideal`` and <= IBM aihwkit's noisy PCM training step of the same network
+  (measured here when ``import aihwkit`` works — a bench-only install, see
+  ``/work/shared/reference/peers-install.md`` — else its published 5.63 ms on this machine). With one
+  thread the steps are timed by this thread's CPU time (robust on a shared, loaded machine).
+
+Usage: ``python bench/training.py [--quick] [--epochs N] [--repeats N] [--threads N] [--out DIR]
+[--mlp-only] [--before REV]`` (full run ~10 min on 2 loaded cores; ``--quick`` is a smoke run whose
+accuracies mean nothing; ``--mlp-only`` runs the MLP step table alone, ~2 min).
 """
 from __future__ import annotations
 
@@ -137,10 +147,10 @@ def digits_run(epochs: int, out: Path | None) -> dict:
 class Stepper:
     """One model + Adam optimiser + an endless Yin-Yang batch stream; ``step()`` is timed."""
 
-    def __init__(self, name: str, model: nn.Module, block: int, loader):
-        self.name, self.model, self.block = name, model, block
+    def __init__(self, name: str, model: nn.Module, block: int, loader, clock=time.perf_counter):
+        self.name, self.model, self.block, self.clock = name, model, block, clock
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        self.batches = itertools.cycle(list(loader))
+        self.batches = itertools.cycle(list(loader))  # a loader or a list of (x, y) batches
         self.blocks: list[float] = []  # mean step time (s) of each measured block
 
     def step(self) -> None:
@@ -151,13 +161,17 @@ class Stepper:
         self.opt.step()
         if isinstance(self.model, SpikingMLP):
             self.model.clip_weights_()  # part of every step of training.loop.train
+        else:
+            for module in self.model.modules():
+                if hasattr(module, "clip_weights_"):
+                    module.clip_weights_()
 
     def run_block(self, record: bool = True) -> None:
-        t0 = time.perf_counter()
+        t0 = self.clock()
         for _ in range(self.block):
             self.step()
         if record:
-            self.blocks.append((time.perf_counter() - t0) / self.block)
+            self.blocks.append((self.clock() - t0) / self.block)
 
     @property
     def steps_measured(self) -> int:
@@ -208,6 +222,116 @@ def timing_summary(steppers: list[Stepper]) -> dict:
                      "steps": s.steps_measured, "block": s.block} for s in steppers}
 
 
+# ============================================================================ 784-256-10 MLP step (issue 13)
+MLP_TILES = {"tile_rows": 256, "tile_cols": 256, "family": "pcm"}
+AIHWKIT_PUBLISHED_MS = 5.63  # aihwkit InferenceRPUConfig + PCM noise, same MLP/batch, 1 thread (peers-install.md)
+LINEAR_PUBLISHED_MS = 1.37   # nn.Linear in the same published run
+BEFORE_REV = "031122c"       # the last revision with the two diverged tiled pipelines
+
+
+def load_before(rev: str):
+    """``(CrossbarLinear, HardwareConfig)`` of git revision ``rev`` (read-only ``git show`` into a
+    temporary package), or None if git or the revision is not available."""
+    import importlib
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    pkg = Path(tempfile.mkdtemp(prefix="memxbar_before_")) / f"before_{rev}"
+    pkg.mkdir()
+    try:
+        for name in ("crossbar_linear.py", "hardware.py"):
+            src = subprocess.run(["git", "show", f"{rev}:training/{name}"], cwd=root, capture_output=True, text=True,
+                                 check=True).stdout
+            (pkg / name).write_text(src)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    (pkg / "__init__.py").write_text("")
+    sys.path.insert(0, str(pkg.parent))
+    return (importlib.import_module(f"{pkg.name}.crossbar_linear").CrossbarLinear,
+            importlib.import_module(f"{pkg.name}.hardware").HardwareConfig)
+
+
+def mlp(factory) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(factory(784, 256, 0), nn.ReLU(), factory(256, 10, 1))
+
+
+def aihwkit_mlp() -> nn.Module | None:
+    """The MLP of aihwkit ``AnalogLinear`` layers with noisy PCM inference training, or None."""
+    try:
+        from aihwkit.inference import PCMLikeNoiseModel
+        from aihwkit.nn import AnalogLinear
+        from aihwkit.simulator.configs import InferenceRPUConfig
+    except ImportError:
+        return None
+    rpu = InferenceRPUConfig()
+    rpu.noise_model = PCMLikeNoiseModel(g_max=25.0)
+    return mlp(lambda a, b, k: AnalogLinear(a, b, rpu_config=rpu))
+
+
+def mlp_steppers(before_rev: str | None, circuit: bool) -> list[Stepper]:
+    """The MLP variants, timed by the CPU time of this thread (one torch thread: every op runs here),
+    which time slices lost to other processes on a shared machine do not inflate."""
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(128, 784, generator=gen), torch.randint(0, 10, (128,), generator=gen)) for _ in range(4)]
+    after = lambda mode: mlp(lambda a, b, k: training_layer(a, b, k, mode))  # noqa: E731
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    out = [Stepper("nn.Linear", mlp(lambda a, b, k: nn.Linear(a, b)), 1, batches, clock)]
+    before = load_before(before_rev) if before_rev else None
+    modes = ("ideal", "noisy", "circuit") if circuit else ("ideal", "noisy")
+    for mode in modes:
+        if before is not None:
+            cls, hw_cls = before
+            out.append(Stepper(f"before {mode}", mlp(lambda a, b, k: cls(a, b, hardware=hw_cls(mode=mode, **MLP_TILES),
+                                                                        layer_id=k)), 1, batches, clock))
+        out.append(Stepper(f"after {mode}", after(mode), 1, batches, clock))
+    analog = aihwkit_mlp()
+    if analog is not None:
+        out.append(Stepper("aihwkit noisy PCM", analog, 1, batches, clock))
+    return out
+
+
+def training_layer(a: int, b: int, k: int, mode: str):
+    from training.crossbar_linear import CrossbarLinear
+
+    return CrossbarLinear(a, b, hardware=HardwareConfig(mode=mode, **MLP_TILES), layer_id=k)
+
+
+def mlp_table(rounds: int, before_rev: str | None, circuit_rounds: int) -> list[tuple]:
+    """Round-robin step timing of :func:`mlp_steppers`; min and median per variant (module docstring)."""
+    steppers = mlp_steppers(before_rev, circuit_rounds > 0)
+    for s in steppers:
+        s.run_block(record=False)
+    for k in range(rounds):
+        for s in steppers:
+            if "circuit" not in s.name or k < circuit_rounds:
+                s.run_block()
+    tm = {s.name: (statistics.median(s.blocks), min(s.blocks), len(s.blocks)) for s in steppers}
+    ref = tm["nn.Linear"]
+    clock = "thread CPU time" if torch.get_num_threads() == 1 else "wall time"
+    rows = [(f"MLP 784-256-10 step ({clock}), nn.Linear ({ref[2]} steps)",
+             f"{1e3 * ref[0]:.2f} ms (min {1e3 * ref[1]:.2f})", "1x", None)]
+    for name, (med, low, n) in tm.items():
+        if name != "nn.Linear":
+            rows.append((f"MLP step {name} ({n} steps)", f"{1e3 * med:.2f} ms = {med / ref[0]:.2f}x nn.Linear "
+                         f"(min {1e3 * low:.2f} ms = {low / ref[1]:.2f}x)", "(info)", None))
+    ideal, noisy = tm["after ideal"], tm["after noisy"]
+    rows.append(("MLP step noisy / ideal (after; median, min)", f"{noisy[0] / ideal[0]:.2f}x, {noisy[1] / ideal[1]:.2f}x",
+                 "<= 1.5x", noisy[0] / ideal[0] <= 1.5))
+    if "aihwkit noisy PCM" in tm:
+        aihw = tm["aihwkit noisy PCM"][0] / ref[0]
+        label = f"aihwkit measured in this run ({1e3 * tm['aihwkit noisy PCM'][0]:.2f} ms)"
+    else:  # compare in units of the same run's nn.Linear step: a loaded machine slows both alike
+        aihw = AIHWKIT_PUBLISHED_MS / LINEAR_PUBLISHED_MS
+        label = (f"aihwkit not installed: published {AIHWKIT_PUBLISHED_MS} ms = {aihw:.2f}x nn.Linear's "
+                 f"{LINEAR_PUBLISHED_MS} ms in one run")
+    rows.append((f"MLP step noisy (after) / nn.Linear vs {label}", f"{noisy[0] / ref[0]:.2f}x vs {aihw:.2f}x",
+                 "<= aihwkit", noisy[0] / ref[0] <= aihw))
+    if "before noisy" in tm:
+        rows.append(("MLP step noisy: before / after", f"{tm['before noisy'][0] / noisy[0]:.1f}x faster", "(info)", None))
+    return rows
+
+
 # ============================================================================ table
 def table_rows(yy: dict, dig: dict, tm: dict, repeats: int) -> list[tuple]:
     pct = lambda a: f"{100 * a:.1f} %"  # noqa: E731
@@ -249,6 +373,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-exact", action="store_true", help="skip timing backward='exact' (~4 s per step)")
     p.add_argument("--out", type=Path, default=None, help="keep the run directories here (default: temporary)")
+    p.add_argument("--mlp-only", action="store_true", help="only the 784-256-10 MLP step table (issue 13)")
+    p.add_argument("--before", default=BEFORE_REV,
+                   help=f"git revision of the 'before' layer in the MLP table (default {BEFORE_REV}; '' = none)")
     args = p.parse_args(argv)
     args.epochs = args.epochs if args.epochs is not None else (2 if args.quick else 30)
     args.repeats = args.repeats if args.repeats is not None else (2 if args.quick else 3)
@@ -264,6 +391,12 @@ def main(argv=None) -> None:
     print(f"bench/training.py: epochs {args.epochs}, device seeds {args.repeats}, threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}, load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
           flush=True)
+    print("MLP step timing (round-robin):", flush=True)
+    mlp_rows = mlp_table(5 if args.quick else 30, args.before or None, 1 if args.quick else 2)
+    if args.mlp_only:
+        print(f"\nload average (1 min) at the end {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s\n")
+        print_targets(mlp_rows)
+        return
     print("training runs:", flush=True)
     yy = yin_yang_runs(args.epochs, args.repeats, args.out)
     dig = digits_run(args.epochs, args.out)
@@ -272,7 +405,7 @@ def main(argv=None) -> None:
     steppers = time_steps(rounds, per_round, 0 if args.no_exact else (1 if args.quick else 5))
     tm = timing_summary(steppers)
     print(f"\nload average (1 min) at the end {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f} s\n")
-    print_targets(table_rows(yy, dig, tm, args.repeats))
+    print_targets(table_rows(yy, dig, tm, args.repeats) + mlp_rows)
     if args.quick:
         print("\n(--quick: smoke run, too few epochs for the accuracy targets)")
 

@@ -84,7 +84,10 @@ def test_no_surrogate_readout_gradient_is_smooth_below_and_above_threshold():
 def test_no_custom_autograd_function_in_the_graph():
     model = _tiny_mif()
     nodes = _graph_nodes(model(torch.rand(4, 2, dtype=torch.float64)))
-    assert not [n for n in nodes if isinstance(n, torch.autograd.function.BackwardCFunction)]
+    # the only custom function allowed is the weight clip, whose backward is clamp's exact derivative
+    # (xbar.peripherals.clip: the same mask, computed as a float mask for speed)
+    assert not [n for n in nodes if isinstance(n, torch.autograd.function.BackwardCFunction)
+                and type(n).__name__ != "_ClipBackward"]
     # the check can fail: a LIF network's surrogate spike is a custom autograd function
     lif = SpikingMLP(2, 2, NetworkConfig(hidden=(3,)), EXACT_HW)
     assert [n for n in _graph_nodes(lif(torch.rand(4, 2))) if isinstance(n, torch.autograd.function.BackwardCFunction)]

@@ -5,7 +5,9 @@ im2col: every output pixel is one matrix-vector product of the unfolded input pa
 so the kernel is stored once on tiled differential crossbars and the patches are streamed
 through them — the standard mapping of convolutions onto crossbars (e.g. ISAAC, Shafiee et al.
 2016). All hardware modes, deployment, drift and gradients are those of the inner
-:class:`CrossbarLinear` (``self.linear``)::
+:class:`CrossbarLinear` (``self.linear``), and the layer offers the same layer API
+(``deploy``, ``set_inference_time``, ``undeploy``, ``set_mode``, ``hardware``/``set_hardware``,
+``clip_weights_``, ``effective_weights``)::
 
     patches = unfold(x)                         (batch, C·kh·kw, L)
     y[b, :, l] = CrossbarLinear(patches[b, :, l])   ->  fold to (batch, out_channels, H_out, W_out)
@@ -17,15 +19,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from devices.validation import check_int
+
 from .crossbar_linear import CrossbarLinear
 from .hardware import HardwareConfig
 
 
 def _pair(name: str, value, low: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in pair):
-        raise ValueError(f"{name} must be an integer >= {low} or a pair of them, got {value!r}")
-    return pair
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer >= {low} or a pair of them, got {value!r}")
+        return tuple(check_int(name, v, low=low) for v in value)
+    v = check_int(name, value, low=low)
+    return v, v
 
 
 class CrossbarConv2d(nn.Module):
@@ -34,18 +40,48 @@ class CrossbarConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
                  hardware: HardwareConfig | dict | None = None, *, layer_id: int = 0,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, device=None):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.out_channels = check_int("out_channels", out_channels, low=1)
         self.kernel_size = _pair("kernel_size", kernel_size, 1)
         self.stride = _pair("stride", stride, 1)
         self.padding = _pair("padding", padding, 0)
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.linear = CrossbarLinear(fan_in, out_channels, bias=bias, hardware=hardware, layer_id=layer_id,
-                                     dtype=dtype)
+                                     dtype=dtype, device=device)
+
+    # ------------------------------------------------------------------ the layer API of CrossbarLinear
+    @property
+    def hardware(self) -> HardwareConfig:
+        return self.linear.hardware
+
+    def set_hardware(self, hardware: HardwareConfig | dict) -> None:
+        self.linear.set_hardware(hardware)
+
+    def set_mode(self, mode: str) -> None:
+        self.linear.set_mode(mode)
+
+    @property
+    def deployed(self) -> bool:
+        return self.linear.deployed
+
+    def deploy(self, t_inference: float = 0.0, *, repeat: int = 0):
+        """Program the kernel into devices (:meth:`CrossbarLinear.deploy`)."""
+        return self.linear.deploy(t_inference, repeat=repeat)
+
+    def set_inference_time(self, t: float) -> None:
+        self.linear.set_inference_time(t)
+
+    def undeploy(self) -> None:
+        self.linear.undeploy()
+
+    def clip_weights_(self) -> None:
+        self.linear.clip_weights_()
+
+    def effective_weights(self) -> torch.Tensor:
+        """The kernel matrix the hardware realises, ``(C·kh·kw + 1, out_channels)`` (bias row last)."""
+        return self.linear.effective_weights()
 
     @property
     def weight(self) -> nn.Parameter:

@@ -1,11 +1,11 @@
 r"""``CrossbarLinear``: a linear layer whose weights live on tiled memristive crossbars.
 
-The layer keeps a digital master weight ``W (out, in)`` and bias ``b (out,)`` like
-:class:`torch.nn.Linear`. The bias is one more crossbar row driven at full-scale input
-``x_max``, so the array holds ``W_aug = [W^T; b^T/x_max]`` (``(in+1, out)``), clipped to
-``[-w_max, w_max]`` and mapped to differential pairs (:mod:`training.hardware`). The rows are
-split into row tiles of ``tile_rows`` cells and the outputs into column tiles of
-``tile_cols/2`` pairs (:class:`xbar.TiledCrossbar` layout: pair k on columns 2k, 2k+1)::
+A thin ``nn.Module`` shell over the tiled-array core :class:`xbar.tiles.TiledArray` (the same
+pipeline as :class:`xbar.TiledCrossbar`). The layer keeps a digital master weight ``W (out, in)``
+and bias ``b (out,)`` like :class:`torch.nn.Linear`. The bias is one more crossbar row driven at
+full-scale input ``x_max``, so the array holds ``W_aug = [W^T; b^T/x_max]`` (``(in+1, out)``),
+clipped to ``[-w_max, w_max]`` and mapped to differential pairs (:mod:`training.hardware`) on
+tiles of ``tile_rows x tile_cols`` cells (pair k on columns 2k, 2k+1)::
 
     x --DAC--> x_q --tile (r, c)--> partial_rc = x_q[r-block] @ W_eff[r-block, c-block]
       --ADC--> sum over row tiles r (digital partial sums) --> y (out units)
@@ -13,52 +13,70 @@ split into row tiles of ``tile_rows`` cells and the outputs into column tiles of
 ``W_eff`` is what the hardware realises, by forward mode (``HardwareConfig.mode``):
 
 * ``ideal``:   ``W_eff = clip(W_aug)``;
-* ``noisy``:   ``W_eff = (G~+ - G~-)/s`` with ``G~`` the training noise model's draw (training) or
-  the programmed devices read at the inference time (after :meth:`deploy`);
+* ``noisy``:   training: the weight-level draw of the calibrated device noise
+  (:mod:`training.noise_model`: one ``randn`` per weight in the working dtype); after
+  :meth:`deploy`: ``(G+ - G-)/s`` of the programmed devices read at the inference time, times
+  each tile's drift-compensation factor;
 * ``circuit``: the exact crossbar: ``W_eff[r, c] = (A_rc[:, 0::2] - A_rc[:, 1::2]) / s`` from each
-  tile's transfer matrix ``A_rc`` (S) of the noisy/deployed conductances, IR drop and sneak paths
-  included (:meth:`xbar.Crossbar.transfer_matrix`); nonlinear tiles (1S1R, EKV 1T1R) are solved
-  per input with Newton instead.
+  tile's transfer matrix ``A_rc`` (S) of device-level noisy or deployed conductances, IR drop and
+  sneak paths included; nonlinear tiles (1S1R, EKV 1T1R) are solved per input with Newton
+  instead. While training, the circuit is solved every ``circuit_refresh`` steps and the
+  correction ``W_circuit - W_noisy`` of the last solve is added to fresh noisy weights in between.
 
 Gradients: ``backward="ste"`` uses the gradient of the clipped ideal weights
 (``W_eff = W_c + (W_eff - W_c).detach()``); ``"exact"`` differentiates the transfer matrices
 (circuit mode). DAC/ADC quantisers pass gradients straight through inside their range.
 Inputs may have any leading shape (``(T, batch, in)`` sequences included); every time step
 sees the same realised conductances, as on a chip.
+
+Layer API (what model-wide helpers build on): :meth:`deploy`, :meth:`set_inference_time`,
+:meth:`undeploy`, :meth:`set_mode`, :attr:`hardware` / :meth:`set_hardware`,
+:meth:`clip_weights_`, :meth:`effective_weights` (in circuit mode after deployment: the exact
+weights of the deployed hardware at time t). Every tensor, generator and device model of the
+layer lives on the layer's device; ``layer.to(device)`` moves them and re-creates the noise
+generators on the new device from their seed paths (deterministic, but a CUDA stream differs
+from a CPU one).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from xbar import Crossbar
-from xbar.peripherals import quantize
+from devices.seeding import make_generator
+from devices.validation import check_choice, check_int, check_time
+from xbar.drift_compensation import GlobalDriftCompensation
+from xbar.peripherals import clip, running_peak_
+from xbar.programming import TileDevices
 
-from .hardware import HardwareConfig, calibrate_noise
+from .hardware import MODES, HardwareConfig
+from .noise_model import WeightNoise, calibrate_noise
 
 Tensor = torch.Tensor
 
+#: options that change neither the chip nor its programming (deployed devices are kept)
+_RUNTIME_OPTIONS = ("mode", "backward", "circuit_refresh", "train_noise", "drift_compensation", "adc_range",
+                    "adc_headroom", "adc_bits", "dac_bits")
 
-def used_transfer(g_tile: Tensor, config, rows_used: int, cols_used: int) -> Tensor:
-    """The block ``A[:rows_used, :cols_used]`` (S) of a linear tile's transfer matrix — all a
-    partly used tile needs (padded rows are driven at 0 V, padded columns are not read).
 
-    Few used rows: one solve per used row with a unit input (``A[i, :]``). Few used columns:
-    reciprocity of the SPD nodal system — ``A[i, j]`` equals the current drawn back through row
-    source ``i`` (held at 0 V) when column ``j``'s sense end is driven at 1 V, i.e.
-    ``A[:, j] = -i_in`` of that solution. Otherwise the whole matrix by the block sweep.
-    """
-    rows, cols = g_tile.shape
-    xb = Crossbar(g_tile, config=config)
-    if 8 * min(rows_used, cols_used) > min(rows, cols):
-        return xb.transfer_matrix()[:rows_used, :cols_used]
-    eye_kw = {"dtype": torch.float64, "device": g_tile.device}
-    if rows_used <= cols_used:
-        return xb.solve(torch.eye(rows, **eye_kw)[:rows_used])[:, :cols_used]
-    sol = xb.full_solution(torch.zeros(cols_used, rows, **eye_kw), v_col_bias=torch.eye(cols, **eye_kw)[:cols_used])
-    return -sol.i_in.T[:rows_used]
+@dataclass
+class _Deployment:
+    """Programmed devices of a layer and their latest read."""
+
+    devices: TileDevices
+    compensation: GlobalDriftCompensation
+    repeat: int
+    t: float | None = None
+    g: Tensor | None = None        # padded read at t (S, float64)
+    alpha: Tensor | None = None    # per-tile compensation factors at t
+
+    def to(self, device) -> None:
+        self.devices.to(device)
+        self.compensation.to(device)
+        self.g = None if self.g is None else self.g.to(device)
+        self.alpha = None if self.alpha is None else self.alpha.to(device)
 
 
 class CrossbarLinear(nn.Module):
@@ -68,52 +86,74 @@ class CrossbarLinear(nn.Module):
         in_features, out_features: sizes; bias: add a bias row.
         hardware: :class:`HardwareConfig` or its dict (default: ideal PCM 128x128 tiles).
         layer_id: distinguishes the seeds of layers sharing one config.
-        dtype: dtype of the master weights and outputs (float32 for training).
+        dtype: dtype of the master weights and outputs (float32 for training); device: where
+            the layer lives.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  hardware: HardwareConfig | dict | None = None, *, layer_id: int = 0,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, device=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(layer_id, bool) or not isinstance(layer_id, int) or layer_id < 0:
-            raise ValueError(f"layer_id must be an integer >= 0, got {layer_id!r}")
-        self.in_features, self.out_features, self.layer_id = in_features, out_features, layer_id
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, dtype=dtype))
-        self.bias = nn.Parameter(torch.empty(out_features, dtype=dtype)) if bias else None
-        self.register_buffer("adc_peak", torch.zeros((), dtype=torch.float64))
-        self.generator = torch.Generator()
+        self.in_features = check_int("in_features", in_features, low=1)
+        self.out_features = check_int("out_features", out_features, low=1)
+        self.layer_id = check_int("layer_id", layer_id, low=0)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, dtype=dtype, device=device))
+        self.bias = nn.Parameter(torch.empty(out_features, dtype=dtype, device=device)) if bias else None
+        self.register_buffer("adc_peak", torch.zeros((), dtype=torch.float64, device=device))
+        self._hardware: HardwareConfig | None = None
+        self._generator = self._fault_generator = None
+        self._deployment: _Deployment | None = None
         self.set_hardware(hardware if hardware is not None else HardwareConfig())
         self.reset_parameters()
 
     # ------------------------------------------------------------------ configuration
+    @property
+    def hardware(self) -> HardwareConfig:
+        """The layer's hardware options (change them with :meth:`set_hardware`)."""
+        return self._hardware
+
+    @property
+    def mapping(self):
+        return self.array.mapping
+
+    @property
+    def n_rows(self) -> int:
+        return self.array.layout.rows
+
+    @property
+    def n_row_tiles(self) -> int:
+        return self.array.layout.n_row_tiles
+
+    @property
+    def n_col_tiles(self) -> int:
+        return self.array.layout.n_col_tiles
+
     def set_hardware(self, hardware: HardwareConfig | dict) -> None:
-        """Switch hardware options (mode, noise, ...); deployed devices are dropped when the
+        """Switch hardware options (mode, noise, ...); deployed devices are kept unless the
         device, array or programming options change."""
         hw = HardwareConfig.from_dict(hardware) if isinstance(hardware, dict) else hardware
         if not isinstance(hw, HardwareConfig):
             raise ValueError(f"hardware must be a HardwareConfig or a dict, got {type(hardware).__name__}")
-        old = getattr(self, "hardware", None)
-        keep = ("mode", "backward", "circuit_refresh", "train_noise", "drift_compensation", "adc_range",
-                "adc_headroom", "adc_bits", "dac_bits")
-        same_chip = old is not None and {k: v for k, v in old.to_dict().items() if k not in keep} == \
-            {k: v for k, v in hw.to_dict().items() if k not in keep}
-        self.hardware = hw
-        self.mapping = hw.mapping()
-        self.n_rows = self.in_features + (1 if self.bias is not None else 0)
-        self.n_row_tiles = -(-self.n_rows // hw.tile_rows)
-        self.n_col_tiles = -(-self.out_features // (hw.tile_cols // 2))
+        old = self._hardware
+        chip = lambda cfg: {k: v for k, v in cfg.to_dict().items() if k not in _RUNTIME_OPTIONS}  # noqa: E731
+        same_chip = old is not None and chip(old) == chip(hw)
+        self._hardware = hw
+        self.array = hw.tiled_array(self.in_features + (1 if self.bias is not None else 0), self.out_features)
         if old is None or old.seed != hw.seed:
-            self.generator.manual_seed(hw.seed * 1_000_003 + 7 * self.layer_id + 1)
+            self._generator = self._fault_generator = None  # re-seeded from the new seed on first use
         if not same_chip:
-            self._devices, self._g_reference, self._g_deployed, self.t_inference = None, None, None, None
-        self._circuit_cache = None  # (key, W_eff)
+            self._deployment = None
+        self._clear_caches()
+
+    def _clear_caches(self) -> None:
+        self._w_deployed = None          # deployed noisy weights (working dtype)
+        self._w_circuit = None           # deployed circuit weights (working dtype)
         self._correction, self._steps_since_refresh = None, 0
-        self._noise_model = None
+        self._weight_noise = None
 
     def set_mode(self, mode: str) -> None:
+        """Change the forward mode (``"ideal"``, ``"noisy"``, ``"circuit"``)."""
+        check_choice("mode", mode, MODES)
         self.set_hardware(self.hardware.replace(mode=mode, backward="ste" if mode != "circuit"
                                                 else self.hardware.backward))
 
@@ -132,253 +172,283 @@ class CrossbarLinear(nn.Module):
         if self.bias is not None:
             self.bias.clamp_(-w_max * self.hardware.x_max, w_max * self.hardware.x_max)
 
+    # ------------------------------------------------------------------ device placement
+    def _generators(self) -> tuple[torch.Generator, torch.Generator]:
+        """The training-noise generator (on the layer's device) and the CPU generator of fault
+        counts, seeded from ``(seed, "layer", layer_id, ...)``."""
+        device = self.weight.device
+        if self._generator is None or self._generator.device != device:
+            seed = self.hardware.seed
+            self._generator = make_generator(seed, "layer", self.layer_id, "train_noise", device=device)
+            self._fault_generator = make_generator(seed, "layer", self.layer_id, "train_fault_count")
+        return self._generator, self._fault_generator
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        device = self.weight.device
+        if self._deployment is not None:
+            self._deployment.to(device)
+        if self._generator is not None and self._generator.device != device:
+            self._generator = self._fault_generator = None
+        self._clear_caches()  # dtype- or device-bound constants are rebuilt on use
+        return self
+
     # ------------------------------------------------------------------ weights <-> conductances
+    def _clipped_parts(self) -> tuple[Tensor, Tensor | None]:
+        """The clipped weights of the input rows in ``weight``'s layout ``(out, in)`` and of the
+        bias row ``(out,)`` (None without bias), differentiable."""
+        w_max = self.hardware.w_max
+        bias = None if self.bias is None else clip(self.bias / self.hardware.x_max, w_max)
+        return clip(self.weight, w_max), bias
+
     def array_weights(self) -> Tensor:
         """Clipped array weights ``W_aug`` (in+1, out), in the master dtype, differentiable."""
-        w = self.weight.t()
-        if self.bias is not None:
-            w = torch.cat([w, (self.bias / self.hardware.x_max)[None]], dim=0)
-        return w.clamp(-self.hardware.w_max, self.hardware.w_max)
+        return self._array_form(*self._clipped_parts())
 
-    def _padded(self, w: Tensor) -> Tensor:
-        tr, half = self.hardware.tile_rows, self.hardware.tile_cols // 2
-        return nn.functional.pad(w, (0, self.n_col_tiles * half - w.shape[1], 0, self.n_row_tiles * tr - w.shape[0]))
+    @staticmethod
+    def _array_form(w_oi: Tensor, bias: Tensor | None) -> Tensor:
+        """``(out, in)`` weights and bias row -> ``(in+1, out)`` array weights."""
+        return w_oi.t() if bias is None else torch.cat([w_oi.t(), bias[None]], dim=0)
+
+    def _layer_form(self, w: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(in+1, out)`` array weights -> contiguous ``(out, in)`` weights and bias row."""
+        if self.bias is None:
+            return w.t().contiguous(), None
+        return w[:self.in_features].t().contiguous(), w[self.in_features].contiguous()
 
     def target_conductances(self, w: Tensor | None = None, *, padded: bool = True) -> Tensor:
         """Interleaved target conductances (S, float64): ``(rows_padded, 2 outs_padded)``, or only
         the used cells ``(in+1, 2 out)`` with ``padded=False`` (unused cells sit at ``g_min``)."""
-        w = (self.array_weights() if w is None else w).to(torch.float64)
-        w = self._padded(w) if padded else w
-        g_pos, g_neg = self.mapping.to_conductances(w, clip=True)
-        return torch.stack((g_pos, g_neg), dim=-1).reshape(w.shape[0], 2 * w.shape[1])
+        return self.array.target_conductances(self.array_weights() if w is None else w, padded=padded, clip=True)
 
     def weights_from_conductances(self, g: Tensor) -> Tensor:
         """Array weights ``(in+1, out)`` represented by interleaved conductances ``g`` (S)."""
-        w = self.mapping.to_weights(g[:, 0::2], g[:, 1::2])
-        return w[:self.n_rows, :self.out_features]
-
-    def _tile(self, g: Tensor, r: int, c: int) -> Tensor:
-        tr, tc = self.hardware.tile_rows, self.hardware.tile_cols
-        return g[r * tr:(r + 1) * tr, c * tc:(c + 1) * tc]
-
-    def _used(self, r: int, c: int) -> tuple[int, int]:
-        """Rows and columns of tile (r, c) that hold weights (a top-left block; the rest is padding)."""
-        tr, tc = self.hardware.tile_rows, self.hardware.tile_cols
-        return min(tr, self.n_rows - r * tr), min(tc, 2 * self.out_features - c * tc)
+        return self.array.weights_from_conductances(g)
 
     # ------------------------------------------------------------------ deployment
     @property
     def deployed(self) -> bool:
-        return self._g_deployed is not None
+        return self._deployment is not None
+
+    @property
+    def t_inference(self) -> float | None:
+        """Inference time (s) of the present read of the deployed devices (None if not deployed)."""
+        return None if self._deployment is None else self._deployment.t
 
     @torch.no_grad()
-    def deploy(self, t_inference: float = 0.0):
-        """Program the present weights into real devices, one array per tile (seeded by
-        ``hardware.seed``, ``layer_id`` and the tile), and read them at ``t_inference`` s.
-        Returns the list of :class:`devices.ProgramResult` (one per tile)."""
-        hw = self.hardware
+    def deploy(self, t_inference: float = 0.0, *, repeat: int = 0):
+        """Program the present weights into real devices, one array per tile, seeded by hashing
+        ``(hardware.seed, "layer", layer_id, "tile", r, c, "repeat", repeat)``, store a calibration
+        read of every tile's weight cells (drift compensation) and read them at ``t_inference`` s.
+        Returns the list of :class:`devices.ProgramResult` (one per tile, row-major)."""
+        lay = self.array.layout
         target = self.target_conductances()
-        self._devices, results, refs = [], [], []
-        for r in range(self.n_row_tiles):
-            for c in range(self.n_col_tiles):
-                k = r * self.n_col_tiles + c
-                dev = hw.probe_device(self._tile(target, r, c).shape, seed=hw.seed + 10_007 * (self.layer_id + 1) + k)
-                results.append(dev.program(self._tile(target, r, c).to(dev.dtype), verify=hw.program_verify,
-                                           tolerance=hw.verify_tolerance, max_pulses=hw.max_pulses, clip=True))
-                n_r, n_c = self._used(r, c)  # calibration read of the weight cells right after programming
-                refs.append(float(dev.read(0.0)[:n_r, :n_c].sum()))
-                self._devices.append(dev)
-        self._g_reference = refs
+        tiles = TileDevices(self.hardware.device_spec(), lay, layer=self.layer_id, repeat=repeat,
+                            device=self.weight.device)
+        results = tiles.program(target)
+        comp = GlobalDriftCompensation().calibrate(lay.stack(tiles.read(0.0)), lay.weight_mask(target.device))
+        self._deployment = _Deployment(tiles, comp, repeat)
         self.set_inference_time(t_inference)
         return results
 
     @torch.no_grad()
     def set_inference_time(self, t: float) -> None:
-        """Read every deployed tile ``t`` s after programming (drift, read noise, faults), with
-        global drift compensation per tile if configured."""
-        if self._devices is None:
+        """Read every deployed tile ``t`` s after programming (drift, read noise, faults); the
+        per-tile global drift compensation is applied when ``hardware.drift_compensation``."""
+        if self._deployment is None:
             raise ValueError("the layer is not deployed: call deploy() first")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            raise ValueError(f"t (inference time) must be a finite number of seconds >= 0, got {t!r}")
-        rows = []
-        for r in range(self.n_row_tiles):
-            row = []
-            for c in range(self.n_col_tiles):
-                k = r * self.n_col_tiles + c
-                g = self._devices[k].read(float(t)).to(torch.float64)
-                if self.hardware.drift_compensation:  # alpha from the weight cells (not the padding)
-                    n_r, n_c = self._used(r, c)
-                    g_sum = float(g[:n_r, :n_c].sum())
-                    g = g * (self._g_reference[k] / g_sum) if g_sum > 0 else g
-                row.append(g)
-            rows.append(torch.cat(row, dim=1))
-        self._g_deployed = torch.cat(rows, dim=0)
-        self.t_inference = float(t)
-        self._circuit_cache = None
+        t = check_time("t (inference time)", t)
+        dep = self._deployment
+        dep.g = dep.devices.read(t)
+        dep.alpha = dep.compensation.factor(self.array.layout.stack(dep.g))
+        dep.t = t
+        self._clear_caches()
 
     def undeploy(self) -> None:
-        self._devices, self._g_reference, self._g_deployed, self.t_inference = None, None, None, None
-        self._circuit_cache = None
+        self._deployment = None
+        self._clear_caches()
+
+    def _alpha(self) -> Tensor | None:
+        dep = self._deployment
+        return dep.alpha if dep is not None and self.hardware.drift_compensation else None
+
+    def deployed_conductances(self) -> Tensor:
+        """The padded deployed conductances (S) at the inference time, each tile scaled by its
+        drift-compensation factor when compensation is on (the linear equivalent of scaling its
+        outputs)."""
+        if self._deployment is None:
+            raise ValueError("the layer is not deployed: call deploy() first")
+        alpha = self._alpha()
+        g = self._deployment.g
+        lay = self.array.layout
+        return g if alpha is None else lay.unstack(lay.stack(g) * alpha[:, :, None, None])
 
     # ------------------------------------------------------------------ effective weights
-    def _noisy_conductances(self, padded: bool = True) -> Tensor:
-        """Realised conductances (S): deployed devices, or a training-noise draw — of the whole
-        padded arrays, or (``padded=False``, enough for the noisy matmul) of the weight cells."""
-        if self._g_deployed is not None:
-            return self._g_deployed
-        g = self.target_conductances(padded=padded).detach()
+    def _noise(self) -> WeightNoise:
+        w = self.weight
+        if self._weight_noise is None:
+            self._weight_noise = calibrate_noise(self.hardware).weight_noise(
+                self.hardware.w_max, self.hardware.train_noise, dtype=w.dtype, device=w.device)
+        return self._weight_noise
+
+    def _noise_delta(self, w_c: Tensor) -> Tensor | None:
+        """A weight-level draw of the training noise ``w~ - w`` at ``w_c`` (no gradient; None when off)."""
         if self.hardware.train_noise == 0:
-            return g
-        if self._noise_model is None:
-            self._noise_model = calibrate_noise(self.hardware)
-        return self._noise_model.sample(g, self.generator, self.hardware.train_noise)
+            return None
+        gen, count = self._generators()
+        return self._noise()(w_c.detach(), gen, count)
 
-    def _circuit_weights(self, g: Tensor, grad_target: Tensor | None = None) -> Tensor:
-        """``W_eff`` (in+1, out) of the exact circuit for conductances ``g`` (S); differentiable
-        through ``grad_target`` (targets with the gradient) when backward is exact."""
-        cfg = self.hardware.crossbar_config()
-        exact = grad_target is not None and torch.is_grad_enabled()
-        g_used = grad_target + (g - grad_target).detach() if exact else g
-        cols = []
-        for c in range(self.n_col_tiles):
-            blocks = []
-            for r in range(self.n_row_tiles):
-                tile = self._tile(g_used, r, c)
-                a = Crossbar(tile, config=cfg).transfer_matrix() if exact else \
-                    used_transfer(tile, cfg, *self._used(r, c))
-                blocks.append((a[:, 0::2] - a[:, 1::2])[:self._used(r, c)[0]] / self.mapping.scale)
-            cols.append(torch.cat(blocks, dim=0))
-        return torch.cat(cols, dim=1)[:self.n_rows, :self.out_features]
+    def _noisy_conductances(self) -> Tensor:
+        """Padded conductances (S) of a device-level noise draw on the weight cells (padding at g_min)."""
+        g = self.target_conductances(padded=False).detach()
+        if self.hardware.train_noise > 0:
+            gen, count = self._generators()
+            g = calibrate_noise(self.hardware).sample(g, gen, self.hardware.train_noise, count)
+        return self.array.embed(g)
 
-    def _is_linear_circuit(self) -> bool:
-        return Crossbar(torch.ones(1, 1, dtype=torch.float64), config=self.hardware.crossbar_config()).is_linear
+    def _deployed_weights(self, dtype) -> tuple[Tensor, Tensor | None]:
+        """Weights of the deployed devices at the inference time (compensated), in layer form."""
+        if self._w_deployed is None:
+            w = self.weights_from_conductances(self._deployment.g)
+            alpha = self._alpha()
+            self._w_deployed = self._layer_form((w if alpha is None else w * self.array.layout.per_weight(alpha))
+                                                .to(dtype))
+        return self._w_deployed
 
     def effective_weights(self) -> Tensor:
         """``W_eff`` (in+1, out) in the master dtype (module docstring), with the configured
         gradient. For nonlinear circuits this is the noisy weight (the circuit acts per input)."""
-        hw = self.hardware
-        w_c = self.array_weights()
-        if hw.mode == "ideal":
-            return w_c
-        if hw.mode == "noisy" or not self._is_linear_circuit():
-            w_real = self.weights_from_conductances(self._noisy_conductances(padded=False)).to(w_c.dtype)
-            return w_c + (w_real - w_c).detach()
-        g = self._noisy_conductances()
-        # circuit mode, linear tiles
-        if not self.training or self._g_deployed is not None:
-            key = g if self._g_deployed is not None else None
-            if hw.backward == "ste" and key is not None and self._circuit_cache is not None \
-                    and self._circuit_cache[0] is key:
-                w_eff = self._circuit_cache[1]
-            else:
-                target = self.target_conductances() if hw.backward == "exact" else None
-                w_eff = self._circuit_weights(g, target)
-                if hw.backward == "ste" and key is not None:
-                    self._circuit_cache = (key, w_eff.detach())
-        else:
-            w_eff = self._training_circuit_weights(g)
-        w_eff = w_eff.to(w_c.dtype)
-        return w_eff if hw.backward == "exact" else w_c + (w_eff - w_c).detach()
+        return self._array_form(*self._effective_parts())
 
-    def _training_circuit_weights(self, g: Tensor) -> Tensor:
-        """Circuit weights while training: exact every ``circuit_refresh`` steps, else the last
-        correction ``W_circuit - W_noisy`` added to the present noisy weights."""
+    def _effective_parts(self) -> tuple[Tensor, Tensor | None]:
+        """:meth:`effective_weights` in layer form: ``(out, in)`` weights and bias row ``(out,)``."""
         hw = self.hardware
-        w_noisy = self.weights_from_conductances(g)
-        if hw.backward == "exact":
-            return self._circuit_weights(g, self.target_conductances())
-        if self._correction is None or self._steps_since_refresh >= hw.circuit_refresh:
+        parts = self._clipped_parts()
+        if hw.mode == "ideal":
+            return parts
+        linear_circuit = hw.mode == "circuit" and self.array.is_linear
+        if self._deployment is None and not linear_circuit:  # training noise: one weight-level draw
+            w_oi, bias = parts
+            if hw.train_noise == 0:
+                return parts
+            gen, count = self._generators()
+            if bias is None:
+                return w_oi + self._noise()(w_oi, gen, count), None
+            d_w, d_b = self._noise().with_bias(w_oi, bias, gen, count)
+            return w_oi + d_w, bias + d_b
+        if hw.backward == "exact":  # gradient through the circuit: array form, differentiable
+            g = self._deployment.g if self._deployment is not None else self._noisy_conductances()
+            alpha = self._alpha() if self._deployment is not None else None
+            w = self._exact_circuit_weights(g, alpha).to(parts[0].dtype)
+            return (w[:self.in_features].t(), w[self.in_features]) if self.bias is not None else (w.t(), None)
+        if self._deployment is not None:
+            if not linear_circuit:
+                target = self._deployed_weights(parts[0].dtype)
+            else:
+                if self._w_circuit is None:
+                    with torch.no_grad():
+                        w = self.array.circuit_weights(self._deployment.g, alpha=self._alpha())
+                        self._w_circuit = self._layer_form(w.to(parts[0].dtype))
+                target = self._w_circuit
+        elif not self.training:
             with torch.no_grad():
-                self._correction = self._circuit_weights(g) - w_noisy
-            self._steps_since_refresh = 0
-        self._steps_since_refresh += 1
-        return w_noisy + self._correction
+                target = self._layer_form(self.array.circuit_weights(self._noisy_conductances()).to(parts[0].dtype))
+        else:
+            target = self._layer_form(self._training_circuit_weights(self.array_weights()))
+        return tuple(None if p is None else p + (t - p).detach() for p, t in zip(parts, target))
+
+    def _exact_circuit_weights(self, g: Tensor, alpha: Tensor | None) -> Tensor:
+        """Circuit weights of conductances ``g`` with the gradient of the targets (straight through
+        the device error, exact through the circuit)."""
+        target = self.target_conductances()
+        return self.array.circuit_weights(target + (g - target).detach(), exact=True, alpha=alpha)
+
+    def _training_circuit_weights(self, w_c: Tensor) -> Tensor:
+        """Circuit weights while training (no gradient): the exact circuit of a device-level draw
+        every ``circuit_refresh`` steps, else the last correction ``W_circuit - W_noisy`` added to a
+        fresh weight-level draw."""
+        with torch.no_grad():
+            if self._correction is None or self._steps_since_refresh >= self.hardware.circuit_refresh:
+                g = self._noisy_conductances()
+                w_circuit = self.array.circuit_weights(g)
+                self._correction = (w_circuit - self.weights_from_conductances(g)).to(w_c.dtype)
+                self._steps_since_refresh = 1
+                return w_circuit.to(w_c.dtype)
+            self._steps_since_refresh += 1
+            delta = self._noise_delta(w_c)
+            w_noisy = w_c.detach() if delta is None else w_c.detach() + delta
+            return w_noisy + self._correction
 
     # ------------------------------------------------------------------ forward
-    def _quantize_inputs(self, x: Tensor) -> Tensor:
+    def _adc(self, groups: list[Tensor]) -> Tensor:
+        """Quantise every tile's partial output with the layer's ADC and sum them digitally."""
+        if not self.array.quantises_outputs:
+            return self.array.total(groups)
         hw = self.hardware
-        if hw.dac_bits is None:
-            return x
-        levels = 2 ** (hw.dac_bits - 1) - 1
-        step = hw.x_max / max(levels, 1)
-        return quantize(x, step, -hw.x_max, hw.x_max)
-
-    def _adc(self, partial: Tensor) -> Tensor:
-        """Quantise every tile's partial output (``(R, N, out)``) with the layer's ADC."""
-        hw = self.hardware
-        if hw.adc_bits is None:
-            return partial
         if hw.adc_range is not None:
-            full_scale = hw.adc_range
-        else:
-            peak = float(partial.detach().abs().max())
-            if self.training:
-                with torch.no_grad():
-                    self.adc_peak.copy_(torch.tensor(peak) if float(self.adc_peak) == 0 else
-                                        0.9 * self.adc_peak + 0.1 * peak)
-            full_scale = hw.adc_headroom * float(self.adc_peak if float(self.adc_peak) > 0 else peak)
-            if full_scale == 0:
-                return partial
-        levels = 2 ** (hw.adc_bits - 1) - 1
-        return quantize(partial, full_scale / max(levels, 1), -full_scale, full_scale)
+            return self.array.total(self.array.digitise(groups, hw.adc_range))
+        peak = self.array.peak(groups)
+        if self.training:
+            running_peak_(self.adc_peak, peak)
+        tracked = self.adc_peak.to(peak.dtype)
+        full_scale = hw.adc_headroom * torch.where(tracked > 0, tracked, peak)
+        return self.array.total(self.array.digitise(groups, full_scale))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"input must have {self.in_features} features in its last dimension, "
                              f"got shape {tuple(x.shape)}")
+        if x.device != self.weight.device:
+            raise ValueError(f"input is on {x.device} but the layer is on {self.weight.device}: move one of them")
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features).to(self.weight.dtype)
-        if self.bias is not None:
-            x2 = torch.cat([x2, torch.full_like(x2[:, :1], self.hardware.x_max)], dim=1)
-        x2 = self._quantize_inputs(x2)
-        hw = self.hardware
-        if hw.mode == "circuit" and not self._is_linear_circuit():
-            partial = self._nonlinear_partials(x2)
+        codes = self.array.input_codes(x.reshape(-1, self.in_features).to(self.weight.dtype))
+        if self.hardware.mode == "circuit" and not self.array.is_linear:
+            groups = self._nonlinear_partials(codes)
         else:
-            w = self._padded(self.effective_weights())[:, :self.out_features]
-            xp = nn.functional.pad(x2, (0, self.n_row_tiles * hw.tile_rows - x2.shape[1]))
-            if self.n_row_tiles == 1:
-                partial = (xp @ w)[None]
-            else:
-                partial = torch.einsum("nrt,rto->rno", xp.reshape(-1, self.n_row_tiles, hw.tile_rows),
-                                       w.reshape(self.n_row_tiles, hw.tile_rows, -1))
-        y = self._adc(partial).sum(0)
-        return y.reshape(*lead, self.out_features)
+            w_oi, bias = self._effective_parts()
+            groups = self.array.partials(codes, w_oi.t(), bias, bias_input=self.hardware.x_max,
+                                         split=self.array.quantises_outputs)
+        return self._adc(groups).reshape(*lead, self.out_features)
 
-    def _nonlinear_partials(self, x2: Tensor) -> Tensor:
+    def _nonlinear_partials(self, codes: Tensor) -> list[Tensor]:
         """Per-tile outputs of nonlinear tiles: Newton solve per input (no gradient through the
-        circuit: straight-through to the noisy weights)."""
-        hw = self.hardware
-        g = self._noisy_conductances()  # one draw for the circuit and its straight-through weights
-        w_noisy = self._padded(self.weights_from_conductances(g).to(x2.dtype))
-        w_c = self._padded(self.array_weights())
-        w_ste = w_c + (w_noisy - w_c).detach()
-        cfg = hw.crossbar_config()
-        v_unit = hw.v_read / hw.x_max
-        xp = nn.functional.pad(x2, (0, self.n_row_tiles * hw.tile_rows - x2.shape[1]))
-        half = hw.tile_cols // 2
-        partial = []
-        for r in range(self.n_row_tiles):
-            x_r = xp[:, r * hw.tile_rows:(r + 1) * hw.tile_rows]
-            ideal = x_r @ w_ste[r * hw.tile_rows:(r + 1) * hw.tile_rows]
-            with torch.no_grad():
-                outs = []
-                for c in range(self.n_col_tiles):
-                    i = Crossbar(self._tile(g, r, c), config=cfg).solve(x_r.to(torch.float64) * v_unit)
-                    outs.append((i[:, 0::2] - i[:, 1::2]) / (v_unit * self.mapping.scale))
-                circuit = torch.cat(outs, dim=1)[:, :self.n_col_tiles * half].to(x2.dtype)
-            partial.append(ideal + (circuit - ideal).detach())
-        return torch.stack(partial)[..., :self.out_features]
+        circuit: straight-through to the clipped weights)."""
+        w_oi, bias = self._clipped_parts()
+        x_max = self.hardware.x_max
+        ideal = torch.cat(self.array.partials(codes, w_oi.t(), bias, bias_input=x_max, split=True))
+        with torch.no_grad():
+            dep = self._deployment
+            g = dep.g if dep is not None else self._noisy_conductances()
+            inputs = codes if bias is None else torch.cat([codes, codes.new_full((codes.shape[0], 1), x_max)], 1)
+            (circuit,) = self.array.solve_partials(inputs, self.array.crossbars(g), self._alpha())
+        return [ideal + (circuit.to(codes.dtype) - ideal).detach()]
 
     # ------------------------------------------------------------------ state
     def get_extra_state(self):
-        return {"generator": self.generator.get_state()}
+        gen, count = self._generators()
+        return {"generator": gen.get_state(), "fault_generator": count.get_state(), "generator_device": gen.device.type}
 
     def set_extra_state(self, state) -> None:
-        self.generator.set_state(state["generator"])
+        """Restore the noise generators; a state saved on another device type (a CPU checkpoint on
+        CUDA) cannot be continued there, and the generators keep their fresh seed instead."""
+        gen, count = self._generators()
+        if state.get("generator_device", "cpu") == gen.device.type:
+            gen.set_state(state["generator"])
+        if "fault_generator" in state:
+            count.set_state(state["fault_generator"])
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # a plain nn.Linear state dict (weight, bias) loads: the tracked ADC range and the
+        # generators' state are optional
+        first = len(missing_keys)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        optional = {prefix + "adc_peak", prefix + "_extra_state"}
+        missing_keys[first:] = [k for k in missing_keys[first:] if k not in optional]
 
     def extra_repr(self) -> str:
         hw = self.hardware
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"mode={hw.mode}, family={hw.family}, tiles={self.n_row_tiles}x{self.n_col_tiles} of "
-                f"{hw.tile_rows}x{hw.tile_cols}, {hw.crossbar_config().topology}")
+                f"{hw.tile_rows}x{hw.tile_cols}, {self.array.config.topology}")

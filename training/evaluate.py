@@ -1,8 +1,11 @@
 """Evaluation of deployed networks: accuracy over inference time, time steps and device family.
 
 Deployment is done the way chips are used: the trained weights are programmed **once** per
-device seed (:meth:`training.SpikingMLP.deploy`), then the same devices are read at every
-inference time ``t`` (drift, read noise, faults; global drift compensation if configured).
+repeat (:meth:`training.SpikingMLP.deploy` with ``repeat=k``: devices seeded by hashing
+``(hardware.seed, layer, tile, repeat k)``, so the repeats are independent draws), then the same
+devices are read at every inference time ``t`` (drift, read noise, faults; global drift
+compensation if configured). The model stays on its device (CPU or CUDA); the data splits are
+moved there batch by batch.
 Every row of the returned tables is a plain dict (CSV/JSON-ready)::
 
     {"family", "repeat", "sweep", "mode", "t", "time_steps", "accuracy"}
@@ -16,14 +19,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devices.validation import check_int
+
 from .config import RunConfig
 from .hardware import HardwareConfig
 from .model import SpikingMLP
 
 
 def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: int = 0) -> HardwareConfig:
-    """``hw`` moved to ``family`` (its default preset and window) and device seed ``seed + repeat``."""
-    changes = {"seed": hw.seed + repeat, "mode": "noisy", "backward": "ste"}
+    """``hw`` in deployment mode (``noisy``, straight-through), moved to ``family`` (its default
+    preset and window). The device seed stays ``hw.seed``: deployment repeat ``k`` draws its devices
+    from the hashed path ``(seed, layer, tile, repeat k)`` when programmed with
+    ``model.deploy(t, repeat=k)``; ``repeat`` here must be 0 (the seed is no longer offset by the
+    repeat, which made repeat 1 / tile 0 reuse repeat 0 / tile 1's devices)."""
+    if check_int("repeat", repeat, low=0) != 0:
+        raise ValueError(f"repeat = {repeat}: the devices of a deployment repeat are chosen by "
+                         "model.deploy(t, repeat=...), not by the hardware seed; call deployment_hardware(hw, family)")
+    changes = {"mode": "noisy", "backward": "ste"}
     if family is not None and family != hw.family:
         changes.update(family=family, preset=None, device_params={}, g_min=None, g_max=None)
     return hw.replace(**changes)
@@ -74,8 +86,8 @@ def deployment_study(model: SpikingMLP, config: RunConfig, split) -> list[dict]:
     hw_modes = [m for m in ev.modes if m != "ideal"]
     for family in (hw.family, *[f for f in ev.families if f != hw.family]):
         for repeat in range(ev.repeats):
-            model.set_hardware(deployment_hardware(hw, family, repeat))
-            model.deploy(0.0)
+            model.set_hardware(deployment_hardware(hw, family))
+            model.deploy(0.0, repeat=repeat)
             tag = {"family": family, "repeat": repeat}
             rows += [tag | r for r in accuracy_vs_time(model, split, ev.times, hw_modes, config.data.eval_batch_size)]
             rows += [tag | r for r in accuracy_vs_steps(model, split, ev.time_steps, ev.steps_time, hw_modes,

@@ -10,64 +10,56 @@ differential pair (:class:`xbar.DifferentialMapping`)::
     G+ = g_min + s max(w, 0),   G- = g_min + s max(-w, 0),   s = (g_max - g_min) / w_max   (S per unit weight)
 
 and read back as ``w = (G+ - G-)/s``. The window ``[g_min, g_max]`` defaults to the device
-preset's.
+preset's; an explicit window must lie inside what the device can be programmed to (a wider one
+would be clipped at deployment and train to nonsense): change the device itself with
+``device_params = {g_min = ..., g_max = ...}`` to go beyond the preset.
 
-Training noise model (``mode="noisy"`` and ``"circuit"`` while training). Re-programming real
-devices at every step would be slow and is not what hardware-aware training does; instead the
-device's *programming statistics* are measured once with its real ``program()`` (and
-``read(t_train)``) on a calibration array — ``calibration_devices`` devices at each of
-``calibration_levels`` targets evenly spaced in ``[g_min, g_max]`` — giving the mean error
-``mu(G)`` and standard deviation ``sigma(G)`` (S) of the realised conductance per target,
-interpolated linearly in between (:class:`DeviceNoiseModel`). Each training forward pass then
-draws, independently for every device of the pair,
+Training noise model (``mode="noisy"`` and ``"circuit"`` while training; :mod:`training.noise_model`).
+Re-programming real devices at every step would be slow and is not what hardware-aware training
+does; instead the device's *programming statistics* are measured once with its real ``program()``
+(and ``read(train_t_read)``) on a calibration array — ``calibration_devices`` devices at each of
+``calibration_levels`` targets evenly spaced in ``[g_min, g_max]`` (at the cell's discrete levels
+for multi-level STT-MRAM cells) — and fitted by low-order polynomials ``mu(G)``, ``sigma(G)``
+(S; the fit error is reported). A training forward pass then draws, for every weight of a pair
+with independent device errors, in the working dtype and with one ``randn`` per weight::
 
-    G~ = G + train_noise (mu(G) + sigma(G) xi),   xi ~ N(0, 1),
+    w~ = w + train_noise ((mu(G+) - mu(G-)) + sqrt(sigma(G+)^2 + sigma(G-)^2) xi) / s,   xi ~ N(0, 1)
 
-and replaces a fraction ``p_stuck_on`` / ``p_stuck_off`` (the preset's fault rates) of the
-devices by ``g_max`` / ``g_min``; draws below 0 S are clipped to 0 S. Stuck devices of the calibration array are left out of
-``mu``/``sigma`` since they are injected separately. ``train_noise = 0`` turns injection off.
+and the preset's stuck-at faults (``p_stuck_on``/``p_stuck_off``) pin a sparse random set of
+devices at ``g_max``/``g_min``. Circuit mode draws the same statistics per device (clipped at 0 S)
+for the circuit solves. ``train_noise = 0`` turns injection off.
 
 Deployment (evaluation) uses real devices: every tile is programmed once with the family's
 ``program()`` (write-verify optional) and read at each inference time ``t`` with drift, read
 noise and faults; ``drift_compensation`` rescales each tile's output by the global factor
 ``alpha = sum G_ref / sum G(t)`` of a calibration read of the tile's weight cells (the
 padding of partly used tiles is left out; aihwkit's ``GlobalDriftCompensation``;
-Joshi et al., Nat. Commun. 11, 2473 (2020)).
+Joshi et al., Nat. Commun. 11, 2473 (2020); :class:`xbar.drift_compensation.GlobalDriftCompensation`).
+Tile ``(r, c)`` of layer ``l`` in deployment repeat ``k`` draws its devices from
+``derive_seed(seed, "layer", l, "tile", r, c, "repeat", k)`` (:mod:`xbar.programming`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 
 import torch
 
 import devices
+from devices.validation import (check_bool, check_choice, check_int, check_optional_real, check_real, check_seed,
+                                check_time)
 from xbar import ADC, DAC, TIA, Crossbar, CrossbarConfig, DifferentialMapping
+from xbar.programming import SYNAPSE_FAMILIES, DeviceSpec
+from xbar.tiles import TiledArray, TileLayout
 
 Tensor = torch.Tensor
 
+__all__ = ["HardwareConfig", "MODES", "BACKWARDS", "none_from_strings", "DeviceNoiseModel", "calibrate_noise"]
+
 MODES = ("ideal", "noisy", "circuit")
 BACKWARDS = ("ste", "exact")
-_ANALOG_FAMILIES = ("rram", "pcm", "stt_mram", "floating_gate")
-
-
-def _int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer {rng}, got {value!r}")
-    return value
-
-
-def _real(name: str, value, low: float | None = None, low_open: bool = False, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
-    return float(value)
+_WINDOW_RTOL = 1e-9  # relative slack of the window check (rounding of derived windows)
 
 
 @dataclass(frozen=True)
@@ -146,29 +138,26 @@ class HardwareConfig:
 
     def validate(self) -> "HardwareConfig":
         """Raise ``ValueError`` naming the first bad option and its allowed values."""
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        if self.backward not in BACKWARDS:
-            raise ValueError(f"backward must be one of {list(BACKWARDS)}, got {self.backward!r}")
+        check_choice("mode", self.mode, MODES)
+        check_choice("backward", self.backward, BACKWARDS)
         if self.backward == "exact" and self.mode != "circuit":
             raise ValueError("backward='exact' differentiates through the circuit solver and needs mode='circuit'")
-        _int("circuit_refresh", self.circuit_refresh, 1)
-        if self.family not in _ANALOG_FAMILIES:
-            raise ValueError(f"family must be one of {list(_ANALOG_FAMILIES)} (non-volatile synapse devices), "
-                             f"got {self.family!r}")
-        presets = devices.presets()[self.family]
-        if self.preset is not None and self.preset not in presets:
-            raise ValueError(f"preset must be one of {presets} for family {self.family!r}, got {self.preset!r}")
+        check_int("circuit_refresh", self.circuit_refresh, low=1)
+        check_choice("family (non-volatile synapse devices)", self.family, SYNAPSE_FAMILIES)
+        if self.preset is not None:
+            check_choice(f"preset (family {self.family!r})", self.preset, devices.presets()[self.family])
         if not isinstance(self.device_params, dict):
             raise ValueError(f"device_params must be a table of preset overrides, got {self.device_params!r}")
-        _real("g_min", self.g_min, 0.0, allow_none=True)
-        _real("g_max", self.g_max, 0.0, low_open=True, allow_none=True)
-        _real("w_max", self.w_max, 0.0, low_open=True)
-        _real("verify_tolerance", self.verify_tolerance, 0.0, low_open=True, allow_none=True)
-        _int("max_pulses", self.max_pulses, 1)
-        _int("seed", self.seed, 0)
-        _int("tile_rows", self.tile_rows, 1, 4096)
-        _int("tile_cols", self.tile_cols, 2, 4096)
+        check_optional_real("g_min", self.g_min, low=0.0)
+        check_optional_real("g_max", self.g_max, low=0.0, low_open=True)
+        check_real("w_max", self.w_max, low=0.0, low_open=True)
+        check_bool("program_verify", self.program_verify)
+        check_optional_real("verify_tolerance", self.verify_tolerance, low=0.0, low_open=True)
+        check_int("max_pulses", self.max_pulses, low=1)
+        check_bool("drift_compensation", self.drift_compensation)
+        check_seed("seed", self.seed)
+        check_int("tile_rows", self.tile_rows, low=1, high=4096)
+        check_int("tile_cols", self.tile_cols, low=2, high=4096)
         if self.tile_cols % 2:
             raise ValueError(f"tile_cols must be even (each output uses a pair of columns), got {self.tile_cols}")
         if not isinstance(self.crossbar, dict):
@@ -178,24 +167,35 @@ class HardwareConfig:
             raise ValueError("backward='exact' needs linear tiles (0T1R, or 1T1R with a linear transistor); "
                              f"topology {xbar_cfg.topology!r} with these options is nonlinear: use backward='ste'")
         if self.dac_bits is not None:
-            _int("dac_bits", self.dac_bits, 1, 32)
-        _real("x_max", self.x_max, 0.0, low_open=True)
-        _real("v_read", self.v_read, 0.0, low_open=True)
+            check_int("dac_bits", self.dac_bits, low=1, high=32)
+        check_real("x_max", self.x_max, low=0.0, low_open=True)
+        check_real("v_read", self.v_read, low=0.0, low_open=True)
         if self.adc_bits is not None:
-            _int("adc_bits", self.adc_bits, 1, 32)
-        _real("adc_range", self.adc_range, 0.0, low_open=True, allow_none=True)
-        _real("adc_headroom", self.adc_headroom, 0.0, low_open=True)
-        _real("r_tia", self.r_tia, 0.0, low_open=True)
-        _real("train_noise", self.train_noise, 0.0)
-        _real("train_t_read", self.train_t_read, 0.0)
-        _int("calibration_levels", self.calibration_levels, 2, 1025)
-        _int("calibration_devices", self.calibration_devices, 1, 1 << 20)
-        if self.g_min is not None and self.g_max is not None:
-            self.probe_device()  # unknown device_params raise here even when the window is explicit
-        g_lo, g_hi = self.window()
+            check_int("adc_bits", self.adc_bits, low=1, high=32)
+        check_optional_real("adc_range", self.adc_range, low=0.0, low_open=True)
+        check_real("adc_headroom", self.adc_headroom, low=0.0, low_open=True)
+        check_real("r_tia", self.r_tia, low=0.0, low_open=True)
+        check_real("train_noise", self.train_noise, low=0.0)
+        check_time("train_t_read", self.train_t_read)
+        check_int("calibration_levels", self.calibration_levels, low=2, high=1025)
+        check_int("calibration_devices", self.calibration_devices, low=1, high=1 << 20)
+        self._check_window()
+        return self
+
+    def _check_window(self) -> None:
+        """The window must be ordered and inside the device's programmable range (module docstring)."""
+        dev = self.probe_device()  # unknown device_params raise here, naming the parameter
+        lo, hi = float(dev.g_min), float(dev.g_max)
+        g_lo, g_hi = self.window(dev)
         if not g_hi > g_lo:
             raise ValueError(f"g_max must be > g_min, got g_min={g_lo:g} S, g_max={g_hi:g} S")
-        return self
+        for name, value, ok in (("g_min", self.g_min, self.g_min is None or self.g_min >= lo * (1 - _WINDOW_RTOL)),
+                                ("g_max", self.g_max, self.g_max is None or self.g_max <= hi * (1 + _WINDOW_RTOL))):
+            if not ok:
+                raise ValueError(f"{name} = {value:g} S lies outside the programmable window [{lo:g}, {hi:g}] S of "
+                                 f"the {self.family} devices (preset {self.preset or 'default'}): such weights cannot "
+                                 f"be programmed; choose {name} in that window, or change the device itself with "
+                                 f"device_params = {{{name} = ...}}")
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
@@ -219,16 +219,16 @@ class HardwareConfig:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ builders
-    def probe_device(self, shape=(1,), seed: int | None = None):
+    def probe_device(self, shape=(1,), seed: int | None = None, device="cpu"):
         """A device array of the configured family/preset (``seed`` defaults to ``self.seed``)."""
         return devices.make(self.family, shape, seed=self.seed if seed is None else seed, preset=self.preset,
-                            **self.device_params)
+                            device=device, **self.device_params)
 
-    def window(self) -> tuple[float, float]:
+    def window(self, probe=None) -> tuple[float, float]:
         """``(g_min, g_max)`` in S: the configured values or the device's."""
         if self.g_min is not None and self.g_max is not None:
             return float(self.g_min), float(self.g_max)
-        dev = self.probe_device()
+        dev = self.probe_device() if probe is None else probe
         return (float(dev.g_min) if self.g_min is None else float(self.g_min),
                 float(dev.g_max) if self.g_max is None else float(self.g_max))
 
@@ -253,18 +253,30 @@ class HardwareConfig:
     def tia(self) -> TIA:
         return TIA(r_tia=self.r_tia)
 
+    def volts_per_output(self) -> float:
+        """Sense-amplifier output (V) per output unit (weight x input) of one tile."""
+        return self.r_tia * (self.v_read / self.x_max) * self.mapping().scale
+
     def adc(self, output_range: float) -> ADC | None:
         """ADC whose full scale equals ``output_range`` output units (None when ideal)."""
         if self.adc_bits is None:
             return None
-        volts_per_unit = self.r_tia * (self.v_read / self.x_max) * self.mapping().scale
-        return ADC(bits=self.adc_bits, v_range=output_range * volts_per_unit, signed=True)
+        return ADC(bits=self.adc_bits, v_range=output_range * self.volts_per_output(), signed=True)
 
-    def device_spec(self, seed_offset: int = 0) -> dict:
-        """Device spec of :class:`xbar.TiledCrossbar` (``cells=``) for deployment."""
-        return {"family": self.family, "preset": self.preset, "seed": self.seed + seed_offset,
-                "verify": self.program_verify, "tolerance": self.verify_tolerance,
-                "max_pulses": self.max_pulses, "t_read": 0.0, "params": dict(self.device_params)}
+    def tiled_array(self, rows: int, outs: int) -> TiledArray:
+        """The :class:`xbar.tiles.TiledArray` of a ``rows x outs`` weight matrix with these options:
+        no DAC when ``dac_bits`` is None (inputs used as given), an ADC of ``adc_bits`` whose full
+        scale is ``adc_range`` output units (a tracked range is passed per call when None)."""
+        adc = self.adc(self.adc_range if self.adc_range is not None else 1.0)
+        return TiledArray(TileLayout(rows, outs, self.tile_rows, self.tile_cols), self.mapping(),
+                          self.crossbar_config(), dac=None if self.dac_bits is None else self.dac(), adc=adc,
+                          tia=self.tia(), v_scale=self.v_read / self.x_max)
+
+    def device_spec(self) -> DeviceSpec:
+        """How deployment programs the devices (:class:`xbar.programming.DeviceSpec`)."""
+        return DeviceSpec(family=self.family, preset=self.preset, seed=self.seed, verify=self.program_verify,
+                          tolerance=self.verify_tolerance, max_pulses=self.max_pulses, t_read=0.0,
+                          params=dict(self.device_params))
 
 
 def none_from_strings(values: dict) -> dict:
@@ -272,71 +284,5 @@ def none_from_strings(values: dict) -> dict:
     return {k: (None if isinstance(v, str) and v.lower() == "none" else v) for k, v in values.items()}
 
 
-# ====================================================================== training noise model
-@dataclass
-class DeviceNoiseModel:
-    """Programming statistics of a device family on a grid of targets (module docstring).
-
-    ``g_levels`` (S, increasing), ``mu`` and ``sigma`` (S) per level; ``p_stuck_on/off``.
-    """
-
-    g_levels: Tensor
-    mu: Tensor
-    sigma: Tensor
-    p_stuck_on: float
-    p_stuck_off: float
-    g_min: float
-    g_max: float
-
-    def _interp(self, table: Tensor, g: Tensor) -> Tensor:
-        x = self.g_levels.to(g)
-        pos = ((g - x[0]) / (x[-1] - x[0]) * (len(x) - 1)).clamp(0, len(x) - 1 - 1e-9)
-        k = pos.floor().long()
-        frac = pos - k
-        t = table.to(g)
-        return t[k] * (1 - frac) + t[k + 1] * frac
-
-    def sample(self, g: Tensor, generator: torch.Generator, scale: float = 1.0) -> Tensor:
-        """Noisy conductances (S) for targets ``g`` (S); the noise carries no gradient."""
-        with torch.no_grad():
-            xi = torch.randn(g.shape, generator=generator, dtype=g.dtype, device=g.device)
-            noise = scale * (self._interp(self.mu, g) + self._interp(self.sigma, g) * xi)
-            if self.p_stuck_on > 0 or self.p_stuck_off > 0:
-                u = torch.rand(g.shape, generator=generator, dtype=g.dtype, device=g.device)
-                stuck_on, stuck_off = u < self.p_stuck_on, (u >= self.p_stuck_on) & (u < self.p_stuck_on
-                                                                                     + self.p_stuck_off)
-                noise = torch.where(stuck_on, self.g_max - g, torch.where(stuck_off, self.g_min - g, noise))
-        return (g + noise).clamp_min(0.0)  # a conductance cannot be negative (the device models clip too)
-
-
-_NOISE_CACHE: dict[str, DeviceNoiseModel] = {}
-
-
-def calibrate_noise(hw: HardwareConfig) -> DeviceNoiseModel:
-    """Measure :class:`DeviceNoiseModel` of ``hw``'s device with its real ``program()``/``read()``.
-
-    Deterministic for a given config (seeded by ``hw.seed``); results are memoised per
-    configuration within the process (a pure function of the config, so no hidden state).
-    """
-    key = json.dumps({k: v for k, v in hw.to_dict().items()
-                      if k in ("family", "preset", "device_params", "g_min", "g_max", "program_verify",
-                               "verify_tolerance", "max_pulses", "seed", "train_t_read", "calibration_levels",
-                               "calibration_devices")}, sort_keys=True)
-    if key in _NOISE_CACHE:
-        return _NOISE_CACHE[key]
-    g_lo, g_hi = hw.window()
-    levels = torch.linspace(g_lo, g_hi, hw.calibration_levels, dtype=torch.float64)
-    dev = hw.probe_device((hw.calibration_levels, hw.calibration_devices), seed=hw.seed + 7919)
-    target = levels[:, None].expand(-1, hw.calibration_devices).contiguous()
-    dev.program(target.to(dev.dtype), verify=hw.program_verify, tolerance=hw.verify_tolerance,
-                max_pulses=hw.max_pulses, clip=True)
-    err = dev.read(hw.train_t_read).to(torch.float64) - target
-    healthy = (dev.stuck == 0).to(torch.float64)
-    count = healthy.sum(1).clamp_min(1.0)
-    mu = (err * healthy).sum(1) / count
-    sigma = (((err - mu[:, None]) ** 2 * healthy).sum(1) / (count - 1).clamp_min(1.0)).sqrt()
-    params = dev.params
-    model = DeviceNoiseModel(levels, mu, sigma, float(getattr(params, "p_stuck_on", 0.0)),
-                             float(getattr(params, "p_stuck_off", 0.0)), g_lo, g_hi)
-    _NOISE_CACHE[key] = model
-    return model
+# the training noise model lives in its own module; re-exported here for ``training.hardware`` users
+from .noise_model import DeviceNoiseModel, calibrate_noise  # noqa: E402

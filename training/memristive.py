@@ -152,9 +152,9 @@ def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout
 
 
 def make_neuron(neuron: str, n: int, dt: float, neuron_params: dict, layer: int,
-                dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A layer of ``n`` memristive neurons (``"mif"`` | ``"oscillator"``) with step ``dt`` s;
-    device seed ``neuron_params["seed"] + 1000 · layer``."""
+                dtype: torch.dtype = torch.float32, device=None) -> nn.Module:
+    """A layer of ``n`` memristive neurons (``"mif"`` | ``"oscillator"``) with step ``dt`` s on
+    ``device`` (default CPU); device seed ``neuron_params["seed"] + 1000 · layer``."""
     opts = dict(neuron_params)
     opts["seed"] = int(opts.get("seed", 0)) + _LAYER_SEED_STRIDE * layer
     if neuron == "mif":
@@ -163,7 +163,7 @@ def make_neuron(neuron: str, n: int, dt: float, neuron_params: dict, layer: int,
     if opts.get("device_overrides") is not None:
         opts["device_overrides"] = dict(opts["device_overrides"])
     cls = MIFNeuron if neuron == "mif" else OscillatorNeuron
-    return cls(n, dt=dt, dtype=dtype, **opts)
+    return cls(n, dt=dt, dtype=dtype, device="cpu" if device is None else device, **opts)
 
 
 def layer_hardware(hardware: HardwareConfig, k: int, encoding: str, input_scale: float) -> HardwareConfig:
@@ -325,15 +325,18 @@ def _device_step(x: Tensor, v: Tensor, e: Tensor, neg_dt: Tensor, d: dict) -> Te
     return (x - (a / rate - x) * torch.expm1(rate * neg_dt)).clamp(0.0, 1.0)
 
 
-def build_neurons(neuron: str, widths, dt: float, neuron_params: dict, dtype: torch.dtype = torch.float32):
+def build_neurons(neuron: str, widths, dt: float, neuron_params: dict, dtype: torch.dtype = torch.float32,
+                  device=None):
     """``nn.ModuleList`` of neuron layers for the widths after the input (hidden..., classes)."""
-    return nn.ModuleList(make_neuron(neuron, n, dt, neuron_params, layer=k, dtype=dtype)
+    return nn.ModuleList(make_neuron(neuron, n, dt, neuron_params, layer=k, dtype=dtype, device=device)
                          for k, n in enumerate(widths))
 
 
-def neuron_generator(neuron_params: dict) -> torch.Generator:
-    """The network's C2C-noise generator, seeded with ``neuron_params["seed"] + 1``."""
-    return torch.Generator().manual_seed(int(neuron_params.get("seed", 0)) + 1)
+def neuron_generator(neuron_params: dict, device=None) -> torch.Generator:
+    """The network's C2C-noise generator on ``device`` (default CPU), seeded with
+    ``neuron_params["seed"] + 1``."""
+    gen = torch.Generator(device=torch.device("cpu" if device is None else device))
+    return gen.manual_seed(int(neuron_params.get("seed", 0)) + 1)
 
 
 @torch.no_grad()

@@ -15,7 +15,11 @@ Signal chain of one analog matrix-vector multiply (MVM)::
 
 All quantisers are differentiable with the straight-through estimator (the forward pass
 quantises, the backward pass is the identity inside the range and zero where clipped), so
-they can sit inside hardware-aware training.
+they can sit inside hardware-aware training. The tiled arrays (:mod:`xbar.tiles`) work in
+digital units: ``DAC.digital(x)`` is the realised input in input units (``dac(x)/v_unit``) and
+``ADC.convert(y, full_scale)`` quantises a partial output in output units whose full scale is
+``full_scale`` (a number, or a 0-d tensor such as a range tracked on the device with
+:func:`running_peak_`, so no host synchronisation is needed).
 
 Differential weights: a signed weight ``w ∈ [-w_max, w_max]`` maps to a pair
 ``G+ = g_min + (g_max - g_min)·max(w, 0)/w_max``, ``G- = g_min + (g_max - g_min)·max(-w, 0)/w_max``
@@ -31,33 +35,103 @@ from dataclasses import dataclass
 
 import torch
 
-from devices.validation import check_scalar
+from devices.validation import check_bool, check_int, check_scalar
 
 Tensor = torch.Tensor
+
+
+def inside_mask(x: Tensor, lo, hi) -> Tensor:
+    """``1.0`` where ``lo <= x <= hi`` (inclusive), else ``0.0``, in ``x``'s dtype. Comparisons are
+    written into float outputs: on the CPU a float-valued comparison is vectorised, while bool masks
+    and ``torch.where`` are an order of magnitude slower on weight-sized tensors."""
+    if not torch.is_tensor(lo) and not torch.is_tensor(hi) and lo == -hi:
+        mask = x.abs()
+        return torch.le(mask, hi, out=mask)
+    mask = torch.ge(x, lo, out=torch.empty_like(x))
+    return mask.mul_(torch.le(x, hi, out=torch.empty_like(x)))
 
 
 class _STEQuantize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, step, lo, hi):
-        ctx.save_for_backward((x >= lo) & (x <= hi))
+        ctx.save_for_backward(x)
+        ctx.bounds = (lo, hi)
         return torch.round(x.clamp(lo, hi) / step) * step
 
     @staticmethod
     def backward(ctx, grad):
-        (inside,) = ctx.saved_tensors
-        return grad * inside, None, None, None
+        (x,) = ctx.saved_tensors
+        return inside_mask(x, *ctx.bounds).mul_(grad), None, None, None
 
 
-def quantize(x: Tensor, step: float, lo: float, hi: float) -> Tensor:
+class _STEQuantizeScaled(torch.autograd.Function):
+    """Quantisation to ``levels`` steps per full scale ``fs`` (a 0-d tensor): ``y/fs`` is clamped to
+    ``[lo, 1]`` with Python bounds (clamping to tensor bounds is several times slower)."""
+
+    @staticmethod
+    def forward(ctx, y, fs, levels, lo):
+        z = (y * (1.0 / fs)).clamp_(lo, 1.0)
+        ctx.save_for_backward(y, fs)
+        ctx.lo = lo
+        return torch.round(z.mul_(levels)).mul_(fs / levels)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, fs = ctx.saved_tensors
+        return inside_mask(y * (1.0 / fs), ctx.lo, 1.0).mul_(grad), None, None, None
+
+
+def quantize(x: Tensor, step, lo, hi) -> Tensor:
     """Uniform mid-tread quantisation to multiples of ``step`` inside ``[lo, hi]`` (saturating),
-    with a straight-through gradient."""
-    return _STEQuantize.apply(x, step, lo, hi)
+    with a straight-through gradient (identity inside the range, inclusive, zero where clipped).
+
+    ``step``, ``lo`` and ``hi`` are Python numbers (or 0-d tensors). Without a gradient to
+    propagate no autograd node is built.
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _STEQuantize.apply(x, step, lo, hi)
+    return torch.round(x.clamp(lo, hi) / step) * step
+
+
+def quantize_scaled(y: Tensor, full_scale: Tensor, levels: int, signed: bool = True) -> Tensor:
+    """``levels`` steps from 0 to ``full_scale`` (a positive 0-d tensor on ``y``'s device, e.g. a
+    range tracked without host synchronisation), saturating at ``±full_scale`` (``[0, full_scale]``
+    unsigned), straight-through gradient inside the range."""
+    lo = -1.0 if signed else 0.0
+    if torch.is_grad_enabled() and y.requires_grad:
+        return _STEQuantizeScaled.apply(y, full_scale, levels, lo)
+    z = (y * (1.0 / full_scale)).clamp_(lo, 1.0)
+    return torch.round(z.mul_(levels)).mul_(full_scale / levels)
+
+
+class _Clip(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, bound):
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp(-bound, bound)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return inside_mask(x, -ctx.bound, ctx.bound).mul_(grad), None
+
+
+def clip(x: Tensor, bound: float) -> Tensor:
+    """``x.clamp(-bound, bound)`` with clamp's gradient (1 inside the closed range, 0 outside),
+    computed with a float mask (see :func:`inside_mask`)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Clip.apply(x, bound)
+    return x.clamp(-bound, bound)
 
 
 def _check_bits(name: str, bits) -> int:
-    if isinstance(bits, bool) or int(bits) != bits or not 1 <= int(bits) <= 32:
-        raise ValueError(f"{name} must be an integer in [1, 32], got {bits!r}")
-    return int(bits)
+    return check_int(name, bits, low=1, high=32)
+
+
+def _levels(bits: int, signed: bool) -> int:
+    """Number of steps from 0 to full scale: ``2^(bits-1) - 1`` (signed, mid-tread) or ``2^bits - 1``."""
+    return max(2 ** (bits - 1) - 1 if signed else 2**bits - 1, 1)
 
 
 @dataclass(frozen=True)
@@ -83,14 +157,25 @@ class DAC:
     def __post_init__(self):
         _check_bits("DAC.bits", self.bits)
         check_scalar("DAC.v_max", self.v_max, low=0.0, low_open=True)
+        check_bool("DAC.signed", self.signed)
         check_scalar("DAC.x_max", self.x_max, low=0.0, low_open=True)
+        check_bool("DAC.ideal", self.ideal)
         check_scalar("DAC.energy_per_conversion", self.energy_per_conversion, low=0.0)
+
+    @property
+    def levels(self) -> int:
+        """Codes from 0 to full scale."""
+        return _levels(self.bits, self.signed)
 
     @property
     def step(self) -> float:
         """Voltage step (V) between adjacent levels."""
-        levels = 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
-        return self.v_max / max(levels, 1)
+        return self.v_max / self.levels
+
+    @property
+    def v_unit(self) -> float:
+        """Volts per unit of digital input (``v_max / x_max``)."""
+        return self.v_max / self.x_max
 
     def __call__(self, x: Tensor) -> Tensor:
         """Digital inputs → voltages (V)."""
@@ -99,6 +184,15 @@ class DAC:
         if self.ideal:
             return v.clamp(lo, self.v_max)
         return quantize(v, self.step, lo, self.v_max)
+
+    def digital(self, x: Tensor) -> Tensor:
+        """The input the DAC realises, in input units: ``x`` saturated at the full scale and
+        rounded to the ``x_max/levels`` grid (``dac(x) / v_unit`` without the two scalings;
+        straight-through gradient)."""
+        lo = -self.x_max if self.signed else 0.0
+        if self.ideal:
+            return x.clamp(lo, self.x_max)
+        return quantize(x, self.x_max / self.levels, lo, self.x_max)
 
 
 @dataclass(frozen=True)
@@ -122,12 +216,18 @@ class ADC:
     def __post_init__(self):
         _check_bits("ADC.bits", self.bits)
         check_scalar("ADC.v_range", self.v_range, low=0.0, low_open=True)
+        check_bool("ADC.signed", self.signed)
+        check_bool("ADC.ideal", self.ideal)
         check_scalar("ADC.energy_per_conversion", self.energy_per_conversion, low=0.0)
 
     @property
+    def levels(self) -> int:
+        """Codes from 0 to full scale."""
+        return _levels(self.bits, self.signed)
+
+    @property
     def step(self) -> float:
-        levels = 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
-        return self.v_range / max(levels, 1)
+        return self.v_range / self.levels
 
     def __call__(self, v: Tensor) -> Tensor:
         """Voltages (V) → quantised voltages (V) (the code times the step)."""
@@ -136,12 +236,38 @@ class ADC:
         lo = -self.v_range if self.signed else 0.0
         return quantize(v, self.step, lo, self.v_range)
 
+    def convert(self, y: Tensor, full_scale) -> Tensor:
+        """Quantise ``y`` given in any unit in which the ADC's full scale (``v_range`` volts) is
+        ``full_scale`` (a positive number or a 0-d tensor, e.g. a range tracked on the device):
+        the result is the code times ``full_scale/levels``, saturating at the rails, with a
+        straight-through gradient. A 0-d tensor ``full_scale`` of 0 (a tracked range that has seen only
+        zeros) maps everything to 0. Equals ``adc(y·k)/k`` with ``k = v_range/full_scale`` up to rounding."""
+        if self.ideal:
+            return y
+        if not torch.is_tensor(full_scale):
+            full_scale = check_scalar("full_scale", full_scale, low=0.0, low_open=True)
+            lo = -full_scale if self.signed else 0.0
+            return quantize(y, full_scale / self.levels, lo, full_scale)
+        # a zero full scale (a tracked range that has seen only zeros) maps everything to 0
+        full_scale = full_scale.to(y.dtype).clamp_min(torch.finfo(y.dtype).tiny * self.levels)
+        return quantize_scaled(y, full_scale, self.levels, self.signed)
+
     def saturation_fraction(self, v: Tensor) -> float:
         """Fraction of conversions that hit a rail (0 for an ideal ADC)."""
         if self.ideal:
             return 0.0
         lo = -self.v_range if self.signed else 0.0
         return float(((v > self.v_range) | (v < lo)).double().mean())
+
+
+def running_peak_(peak: Tensor, value: Tensor, momentum: float = 0.1) -> Tensor:
+    """Track a converter range in place, on the device (no host synchronisation): ``peak`` (0-d)
+    becomes ``value`` the first time (while it is 0), then ``(1 - momentum)·peak + momentum·value``.
+    Returns ``peak``."""
+    value = value.to(peak.dtype)
+    with torch.no_grad():
+        peak.copy_(torch.where(peak == 0, value, torch.lerp(peak, value, momentum)))
+    return peak
 
 
 @dataclass(frozen=True)

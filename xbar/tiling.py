@@ -9,7 +9,7 @@ Mapping (``W`` is ``(in_features, out_features)``; inputs drive rows, outputs ar
     tile (r, c) = xbar.Crossbar of tile_rows x tile_cols cells, rows r·tile_rows..., outputs c·tile_cols/2...
 
     x --DAC--> v (V) --tile(r, c)--> i (A) --> i[2k] - i[2k+1] --TIA--> --ADC--> y_rc (V, quantised)
-    y[:, c-block] = Σ_r y_rc / (r_tia · v_unit · s)         digital partial sums over the row tiles
+    y[:, c-block] = Σ_r alpha_rc · y_rc / (r_tia · v_unit · s)     digital partial sums over the row tiles
 
 with ``v_unit = dac.v_max/dac.x_max`` (V per unit input; ``v_scale`` without a DAC). Both halves of
 a pair sit next to each other on the same row wires, so they see almost the same IR drop and
@@ -33,38 +33,53 @@ conductances ``G_real`` are used in the forward pass with the gradient of the ta
 Caching: the tiles (and the transfer matrices they cache) are kept until the weights' values
 change; devices are re-programmed only then. With gradients enabled the tiles are rebuilt on
 every call so that the graph reaches the current weights.
+
+The pipeline itself (layout, mapping, DAC/ADC in digital units, circuit weights, per-tile solves)
+is :class:`xbar.tiles.TiledArray`, shared with ``training.CrossbarLinear``; device programming is
+:class:`xbar.programming.TileDevices` (tile seeds hashed from ``(seed, layer 0, tile, repeat 0)``);
+``drift_compensation="global"`` calibrates each tile's weight cells right after programming and
+scales the tile's outputs at every later read (:mod:`xbar.drift_compensation`).
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Callable
 
 import torch
 
+from devices.validation import check_bool, check_choice, check_real, check_time
+
 from .crossbar import Crossbar, CrossbarConfig
+from .drift_compensation import GlobalDriftCompensation, make_drift_compensation
 from .peripherals import ADC, DAC, TIA, DifferentialMapping, mvm_energy
+from .programming import DeviceSpec, TileDevices
+from .tiles import TiledArray, TileLayout
 
 Tensor = torch.Tensor
 
 __all__ = ["TiledCrossbar"]
 
-_DEVICE_SPEC_KEYS = {"family", "preset", "seed", "verify", "tolerance", "max_pulses", "t_read", "params"}
+_WINDOW_RTOL = 1e-9
 
 
-def _check_device_spec(spec: dict) -> dict:
-    unknown = sorted(set(spec) - _DEVICE_SPEC_KEYS)
-    if unknown:
-        raise ValueError(f"unknown cells key(s) {unknown}; allowed: {sorted(_DEVICE_SPEC_KEYS)}")
-    if "family" not in spec:
-        raise ValueError("cells (device spec) needs a 'family', e.g. {'family': 'rram'}")
-    out = {"preset": None, "seed": 0, "verify": False, "tolerance": None, "max_pulses": 100, "t_read": 0.0,
-           "params": {}, **spec}
-    if not isinstance(out["params"], dict):
-        raise ValueError(f"cells['params'] must be a dict of device parameter overrides, got {out['params']!r}")
-    if float(out["t_read"]) < 0 or not math.isfinite(float(out["t_read"])):
-        raise ValueError(f"cells['t_read'] must be a finite time >= 0 s, got {out['t_read']!r}")
-    return out
+def _tile_shape(tile_shape) -> tuple[int, int]:
+    try:
+        tr, tc = tile_shape
+    except (TypeError, ValueError):
+        raise ValueError(f"tile_shape must be a (tile_rows, tile_cols) pair of ints, got {tile_shape!r}") from None
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (tr, tc))
+    if not ok or tr < 1 or tc < 2 or tc % 2:
+        raise ValueError(f"tile_shape must be (tile_rows >= 1, even tile_cols >= 2) integers (each output uses "
+                         f"two interleaved columns), got {tuple(tile_shape)!r}")
+    return tr, tc
+
+
+def check_window(mapping: DifferentialMapping, spec: DeviceSpec, what: str = "mapping") -> None:
+    """Refuse a mapping window outside what the devices of ``spec`` can be programmed to."""
+    lo, hi = spec.window()
+    if mapping.g_min < lo * (1 - _WINDOW_RTOL) or mapping.g_max > hi * (1 + _WINDOW_RTOL):
+        raise ValueError(f"{what} window [{mapping.g_min:g}, {mapping.g_max:g}] S lies outside the programmable "
+                         f"window [{lo:g}, {hi:g}] S of the {spec.family} devices (preset {spec.preset or 'default'}); "
+                         "narrow the window, or change the device itself with params g_min/g_max")
 
 
 class TiledCrossbar:
@@ -77,69 +92,100 @@ class TiledCrossbar:
         config: :class:`CrossbarConfig` of every tile (default ``CrossbarConfig()``).
         dac, adc, tia: peripherals; ``dac=None``: ideal linear inputs ``v = x·v_scale``;
             ``adc=None``: no output quantisation; ``tia=None``: ``TIA()``.
-        cells: None (conductances = targets), a device spec ``{"family": "rram", "preset": ...,
-            "seed": 0, "verify": False, "tolerance": None, "max_pulses": 100, "t_read": 0.0,
-            "params": {...}}`` (each tile a ``devices`` array, seed ``seed + tile index``,
+        cells: None (conductances = targets), a device spec (:class:`xbar.programming.DeviceSpec`
+            or its dict ``{"family": "rram", "preset": ..., "seed": 0, "verify": False,
+            "tolerance": None, "max_pulses": 100, "t_read": 0.0, "params": {...}}``: each tile a
+            ``devices`` array seeded by hashing ``(seed, layer 0, tile, repeat 0)``,
             ``program(target, clip=True)`` then ``read(t_read)``), or a callable
             ``f(target (tile_rows, tile_cols) S, (r, c)) -> conductances`` (not serialisable).
         mode: "auto" (transfer for linear tiles, else solve), "transfer" or "solve".
         v_scale: V per unit input when ``dac`` is None.
         clip: clip weights to ``mapping.w_max`` instead of raising.
+        drift_compensation: None, "global" (or a :class:`GlobalDriftCompensation`): per-tile
+            global compensation of device-spec cells, calibrated right after programming.
     """
 
     def __init__(self, weights, tile_shape, mapping: DifferentialMapping, config: CrossbarConfig | None = None,
                  dac: DAC | None = None, adc: ADC | None = None, tia: TIA | None = None, *,
-                 cells: dict | Callable | None = None, mode: str = "auto", v_scale: float = 0.2,
-                 clip: bool = False):
+                 cells: dict | DeviceSpec | Callable | None = None, mode: str = "auto", v_scale: float = 0.2,
+                 clip: bool = False, drift_compensation: str | GlobalDriftCompensation | None = None):
         w = weights if torch.is_tensor(weights) else torch.as_tensor(weights, dtype=torch.float64)
         if w.dim() != 2 or w.shape[0] == 0 or w.shape[1] == 0 or not w.dtype.is_floating_point:
             raise ValueError(f"weights must be a non-empty 2-D float (in_features, out_features) tensor, "
                              f"got {w.dtype} {tuple(w.shape)}")
         if not bool(torch.isfinite(w).all()):
             raise ValueError("weights must be finite (no NaN/inf)")
-        try:
-            tr, tc = (int(s) for s in tile_shape)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"tile_shape must be a (tile_rows, tile_cols) pair of ints, got {tile_shape!r}") from exc
-        if tr < 1 or tc < 2 or tc % 2 or (tr, tc) != tuple(tile_shape):
-            raise ValueError(f"tile_shape must be (tile_rows >= 1, even tile_cols >= 2) integers (each output uses "
-                             f"two interleaved columns), got {tuple(tile_shape)!r}")
-        if not isinstance(mapping, DifferentialMapping):
-            raise ValueError(f"mapping must be a DifferentialMapping, got {type(mapping).__name__}")
-        config = CrossbarConfig() if config is None else config
-        if not isinstance(config, CrossbarConfig):
-            raise ValueError(f"config must be a CrossbarConfig, got {type(config).__name__}")
-        config.validate()
-        for name, obj, cls in (("dac", dac, DAC), ("adc", adc, ADC), ("tia", tia, TIA)):
-            if obj is not None and not isinstance(obj, cls):
-                raise ValueError(f"{name} must be a {cls.__name__} or None, got {type(obj).__name__}")
-        if mode not in ("auto", "transfer", "solve"):
-            raise ValueError(f"mode must be 'auto', 'transfer' or 'solve', got {mode!r}")
-        if not (isinstance(v_scale, (int, float)) and math.isfinite(v_scale) and v_scale > 0):
-            raise ValueError(f"v_scale must be a finite voltage > 0 V per unit input, got {v_scale!r}")
+        tr, tc = _tile_shape(tile_shape)
+        self.array = TiledArray(TileLayout(int(w.shape[0]), int(w.shape[1]), tr, tc), mapping, config,
+                                dac=dac, adc=adc, tia=tia, v_scale=v_scale)
+        check_choice("mode", mode, ("auto", "transfer", "solve"))
+        if mode == "transfer" and not self.array.is_linear:
+            raise ValueError(f"mode='transfer' needs linear tiles; topology {self.array.config.topology!r} with these "
+                             "options is nonlinear: use mode='solve' or 'auto'")
         if isinstance(cells, dict):
-            cells = _check_device_spec(cells)
-        elif cells is not None and not callable(cells):
+            cells = DeviceSpec.from_dict(cells)
+        elif cells is not None and not callable(cells) and not isinstance(cells, DeviceSpec):
             raise ValueError(f"cells must be None, a device spec dict or a callable, got {type(cells).__name__}")
+        if isinstance(cells, DeviceSpec):
+            check_window(mapping, cells)
+        self.drift_compensation = make_drift_compensation(drift_compensation)
+        if self.drift_compensation is not None and not isinstance(cells, DeviceSpec):
+            raise ValueError("drift_compensation needs programmed devices: give cells as a device spec")
         self.weights = w
-        self.tile_rows, self.tile_cols = tr, tc
-        self.mapping, self.config = mapping, config
-        self.dac, self.adc, self.tia = dac, adc, (TIA() if tia is None else tia)
-        self.cells, self.mode, self.v_scale, self.clip = cells, mode, float(v_scale), bool(clip)
-        self.n_row_tiles = -(-self.in_features // tr)
-        self.n_col_tiles = -(-self.out_features // (tc // 2))
-        probe = Crossbar(torch.ones(1, 1, dtype=torch.float64), config=config)
-        if mode == "transfer" and not probe.is_linear:
-            raise ValueError(f"mode='transfer' needs linear tiles; topology {config.topology!r} with these options "
-                             "is nonlinear: use mode='solve' or 'auto'")
-        self.uses_transfer = mode == "transfer" or (mode == "auto" and probe.is_linear)
+        self.cells, self.mode, self.clip = cells, mode, check_bool("clip", clip)
+        self.uses_transfer = mode == "transfer" or (mode == "auto" and self.array.is_linear)
         self._key: Tensor | None = None
         self._g_real: Tensor | None = None
+        self._alpha: Tensor | None = None
         self._tiles: list[list[Crossbar]] | None = None
-        self._devices: list = []
+        self._devices: TileDevices | None = None
         self.last_adc_saturation = 0.0
 
     # ------------------------------------------------------------------ shapes and scales
+    @property
+    def layout(self) -> TileLayout:
+        return self.array.layout
+
+    @property
+    def mapping(self) -> DifferentialMapping:
+        return self.array.mapping
+
+    @property
+    def config(self) -> CrossbarConfig:
+        return self.array.config
+
+    @property
+    def dac(self) -> DAC | None:
+        return self.array.dac
+
+    @property
+    def adc(self) -> ADC | None:
+        return self.array.adc
+
+    @property
+    def tia(self) -> TIA:
+        return self.array.tia
+
+    @property
+    def v_scale(self) -> float:
+        return self.array.v_scale
+
+    @property
+    def tile_rows(self) -> int:
+        return self.layout.tile_rows
+
+    @property
+    def tile_cols(self) -> int:
+        return self.layout.tile_cols
+
+    @property
+    def n_row_tiles(self) -> int:
+        return self.layout.n_row_tiles
+
+    @property
+    def n_col_tiles(self) -> int:
+        return self.layout.n_col_tiles
+
     @property
     def in_features(self) -> int:
         return int(self.weights.shape[0])
@@ -150,55 +196,51 @@ class TiledCrossbar:
 
     @property
     def outputs_per_tile(self) -> int:
-        return self.tile_cols // 2
+        return self.layout.outputs_per_tile
 
     @property
     def v_unit(self) -> float:
         """Volts per unit input."""
-        return self.dac.v_max / self.dac.x_max if self.dac is not None else self.v_scale
-
-    def _tile_slices(self, r: int, c: int) -> tuple[slice, slice]:
-        return (slice(r * self.tile_rows, (r + 1) * self.tile_rows),
-                slice(c * self.tile_cols, (c + 1) * self.tile_cols))
+        return self.array.v_unit
 
     # ------------------------------------------------------------------ conductances
     def target_conductances(self) -> Tensor:
         """Interleaved, padded target conductances (S), ``(n_row_tiles·tile_rows, n_col_tiles·tile_cols)``,
         float64 and differentiable w.r.t. the weights."""
-        w = self.weights.to(torch.float64)
-        rows, outs = self.n_row_tiles * self.tile_rows, self.n_col_tiles * self.outputs_per_tile
-        w = torch.nn.functional.pad(w, (0, outs - w.shape[1], 0, rows - w.shape[0]))
-        g_pos, g_neg = self.mapping.to_conductances(w, clip=self.clip)
-        return torch.stack((g_pos, g_neg), dim=-1).reshape(rows, 2 * outs)
+        if tuple(self.weights.shape) != (self.layout.rows, self.layout.outs):
+            raise ValueError(f"weights changed shape to {tuple(self.weights.shape)}; expected "
+                             f"{(self.layout.rows, self.layout.outs)}")
+        return self.array.target_conductances(self.weights, clip=self.clip)
 
     def _programmed(self, target: Tensor) -> Tensor:
         """Realised conductances (S) of the whole padded array for the (detached) targets."""
-        parts = []
-        for r in range(self.n_row_tiles):
-            row = []
-            for c in range(self.n_col_tiles):
-                t = target[self._tile_slices(r, c)].contiguous()
-                row.append(self._program_tile(t, r, c))
-            parts.append(torch.cat(row, dim=1))
-        return torch.cat(parts, dim=0)
+        if callable(self.cells) and not isinstance(self.cells, DeviceSpec):
+            parts = []
+            for r in range(self.n_row_tiles):
+                row = []
+                for c in range(self.n_col_tiles):
+                    t = target[self.layout.tile_slices(r, c)].contiguous()
+                    g = torch.as_tensor(self.cells(t, (r, c)), dtype=torch.float64, device=t.device)
+                    if g.shape != t.shape:
+                        raise ValueError(f"cells callable returned shape {tuple(g.shape)} for tile {(r, c)}, "
+                                         f"expected {tuple(t.shape)}")
+                    row.append(g.detach())
+                parts.append(torch.cat(row, dim=1))
+            self._alpha = None
+            return torch.cat(parts, dim=0)
+        if self._devices is None:
+            self._devices = TileDevices(self.cells, self.layout, device=target.device)
+        self._devices.program(target)
+        if self.drift_compensation is not None:  # calibration read of the weight cells right after programming
+            self.drift_compensation.calibrate(self.layout.stack(self._devices.read(0.0)),
+                                              self.layout.weight_mask(target.device))
+        return self._read(None)
 
-    def _program_tile(self, target: Tensor, r: int, c: int) -> Tensor:
-        k = r * self.n_col_tiles + c
-        if callable(self.cells):
-            g = torch.as_tensor(self.cells(target, (r, c)), dtype=torch.float64)
-            if g.shape != target.shape:
-                raise ValueError(f"cells callable returned shape {tuple(g.shape)} for tile {(r, c)}, "
-                                 f"expected {tuple(target.shape)}")
-            return g.detach()
-        spec = self.cells
-        if len(self._devices) <= k:
-            import devices
-            self._devices.append(devices.make(spec["family"], target.shape, seed=int(spec["seed"]) + k,
-                                              preset=spec["preset"], **spec["params"]))
-        dev = self._devices[k]
-        dev.program(target.to(dev.dtype), verify=bool(spec["verify"]), tolerance=spec["tolerance"],
-                    max_pulses=int(spec["max_pulses"]), clip=True)
-        return dev.read(float(spec["t_read"])).to(torch.float64).detach()
+    def _read(self, t: float | None) -> Tensor:
+        g = self._devices.read(t)
+        self._alpha = None if self.drift_compensation is None else \
+            self.drift_compensation.factor(self.layout.stack(g))
+        return g.detach()
 
     def program(self) -> None:
         """Re-program every tile's devices with the present weights (a fresh draw)."""
@@ -209,12 +251,11 @@ class TiledCrossbar:
 
     def read_devices(self, t: float) -> None:
         """Re-read every device-spec tile at ``t`` s after programming (drift, relaxation, read noise)."""
-        if not isinstance(self.cells, dict):
+        if not isinstance(self.cells, DeviceSpec):
             raise ValueError("read_devices needs cells given as a device spec dict")
+        t = check_time("t", t)
         self.conductances()  # make sure the devices are programmed
-        parts = [torch.cat([self._devices[r * self.n_col_tiles + c].read(t).to(torch.float64)
-                            for c in range(self.n_col_tiles)], dim=1) for r in range(self.n_row_tiles)]
-        self._g_real, self._tiles = torch.cat(parts, dim=0).detach(), None
+        self._g_real, self._tiles = self._read(t), None
 
     def conductances(self) -> Tensor:
         """Conductances (S) used by the circuit: the targets, or the realised ones with the
@@ -236,8 +277,7 @@ class TiledCrossbar:
         grad = torch.is_grad_enabled() and g.requires_grad
         if not grad and self._tiles is not None:
             return self._tiles
-        tiles = [[Crossbar(g[self._tile_slices(r, c)] if grad else g[self._tile_slices(r, c)].detach(),
-                           config=self.config) for c in range(self.n_col_tiles)] for r in range(self.n_row_tiles)]
+        tiles = self.array.crossbars(g if grad else g.detach())
         if not grad:
             self._tiles = tiles
         return tiles
@@ -256,31 +296,24 @@ class TiledCrossbar:
 
     def _voltages(self, x: Tensor) -> Tensor:
         """DAC voltages (V), padded to the tiled rows: ``(batch, n_row_tiles·tile_rows)``."""
-        v = self.dac(x) if self.dac is not None else x * self.v_scale
-        return torch.nn.functional.pad(v, (0, self.n_row_tiles * self.tile_rows - v.shape[1]))
+        v = self.array.input_codes(x) * self.v_unit
+        return torch.nn.functional.pad(v, (0, self.layout.padded_rows - v.shape[1]))
 
     def mvm(self, x) -> Tensor:
         """Analog ``x @ W``: ``(batch, in_features)`` -> ``(batch, out_features)`` in weight units
         (``(in,)`` -> ``(out,)``), output dtype = input dtype."""
         x, one_d, out_dtype = self._inputs(x)
-        v = self._voltages(x)
+        codes = self.array.input_codes(x)
         tiles = self.tiles()
-        scale = self.tia.r_tia * self.v_unit * self.mapping.scale
-        blocks, saturation = [], 0.0
-        for c in range(self.n_col_tiles):
-            acc = None
-            for r in range(self.n_row_tiles):
-                tile = tiles[r][c]
-                v_r = v[:, r * self.tile_rows:(r + 1) * self.tile_rows]
-                i = v_r @ tile.transfer_matrix() if self.uses_transfer else tile.solve(v_r)
-                y = self.tia(i[:, 0::2] - i[:, 1::2])
-                if self.adc is not None:
-                    saturation = max(saturation, self.adc.saturation_fraction(y.detach()))
-                    y = self.adc(y)
-                acc = y / scale if acc is None else acc + y / scale
-            blocks.append(acc)
-        self.last_adc_saturation = saturation
-        out = torch.cat(blocks, dim=1)[:, :self.out_features].to(out_dtype)
+        if self.uses_transfer:
+            w_eff = self.array.circuit_weights(crossbars=tiles, alpha=self._alpha)
+            groups = self.array.partials(codes, w_eff, split=self.array.quantises_outputs)
+        else:
+            groups = self.array.solve_partials(codes, tiles, self._alpha)
+        full_scale = self.array.adc_full_scale()
+        if self.array.quantises_outputs:
+            self.last_adc_saturation = float(self.array.saturation_fraction([g.detach() for g in groups], full_scale))
+        out = self.array.total(self.array.digitise(groups, full_scale)).to(out_dtype)
         return out[0] if one_d else out
 
     __call__ = mvm
@@ -296,6 +329,7 @@ class TiledCrossbar:
         tile's full circuit solution, plus ``tile_rows`` DAC and ``tile_cols/2`` ADC conversions per
         tile (:func:`xbar.peripherals.mvm_energy`). Returns ``(batch,)`` float64."""
         x, one_d, _ = self._inputs(x)
+        t_read = check_real("t_read", t_read, low=0.0, low_open=True)
         with torch.no_grad():
             v = self._voltages(x)
             tiles = self.tiles()
@@ -310,13 +344,14 @@ class TiledCrossbar:
     # ------------------------------------------------------------------ config
     def to_config(self) -> dict:
         """Plain, serialisable description (everything except the weights)."""
-        if callable(self.cells):
+        if self.cells is not None and not isinstance(self.cells, DeviceSpec):
             raise ValueError("a TiledCrossbar with a callable cells source is not serialisable; use a device spec")
-        as_dict = lambda obj: None if obj is None else dataclasses.asdict(obj)  # noqa: E731
-        return {"tile_shape": [self.tile_rows, self.tile_cols], "mapping": as_dict(self.mapping),
-                "config": as_dict(self.config), "dac": as_dict(self.dac), "adc": as_dict(self.adc),
-                "tia": as_dict(self.tia), "cells": None if self.cells is None else dict(self.cells),
-                "mode": self.mode, "v_scale": self.v_scale, "clip": self.clip}
+        d = self.array.describe()
+        return {"tile_shape": [self.tile_rows, self.tile_cols], "mapping": d["mapping"], "config": d["config"],
+                "dac": d["dac"], "adc": d["adc"], "tia": d["tia"],
+                "cells": None if self.cells is None else self.cells.to_dict(), "mode": self.mode,
+                "v_scale": self.v_scale, "clip": self.clip,
+                "drift_compensation": None if self.drift_compensation is None else self.drift_compensation.name}
 
     @classmethod
     def from_config(cls, weights, config: dict) -> "TiledCrossbar":
@@ -326,7 +361,8 @@ class TiledCrossbar:
         return cls(weights, tuple(cfg["tile_shape"]), make(DifferentialMapping, cfg["mapping"]),
                    make(CrossbarConfig, cfg["config"]), make(DAC, cfg.get("dac")), make(ADC, cfg.get("adc")),
                    make(TIA, cfg.get("tia")), cells=cfg.get("cells"), mode=cfg.get("mode", "auto"),
-                   v_scale=cfg.get("v_scale", 0.2), clip=cfg.get("clip", False))
+                   v_scale=cfg.get("v_scale", 0.2), clip=cfg.get("clip", False),
+                   drift_compensation=cfg.get("drift_compensation"))
 
     def __repr__(self) -> str:
         return (f"TiledCrossbar({self.in_features}x{self.out_features} over {self.n_row_tiles}x{self.n_col_tiles} "
