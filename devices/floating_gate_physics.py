@@ -45,7 +45,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .validation import check_scalar
+from .validation import check_real
 
 Tensor = torch.Tensor
 
@@ -60,14 +60,14 @@ SECONDS_PER_YEAR = 365.25 * 86400.0
 
 def thermal_voltage(temperature: float) -> float:
     """``U_T = k_B T / q`` (V) at ``temperature`` (K)."""
-    temperature = check_scalar("temperature", temperature, low=0.0, low_open=True)
+    temperature = check_real("temperature", temperature, low=0.0, low_open=True)
     return K_B * temperature / Q_E
 
 
 def fowler_nordheim_coefficients(phi_b: float = 3.2, m_eff_ratio: float = 0.42) -> tuple[float, float]:
     """FN coefficients ``(A, B)``: A in A/V^2, B in V/m, for barrier ``phi_b`` (eV) and ``m*/m0``."""
-    phi_b = check_scalar("phi_b", phi_b, low=0.0, low_open=True)
-    m_eff_ratio = check_scalar("m_eff_ratio", m_eff_ratio, low=0.0, low_open=True)
+    phi_b = check_real("phi_b", phi_b, low=0.0, low_open=True)
+    m_eff_ratio = check_real("m_eff_ratio", m_eff_ratio, low=0.0, low_open=True)
     phi_j = phi_b * Q_E
     a = Q_E**3 / (8.0 * math.pi * H_PLANCK * phi_j) / m_eff_ratio
     b = 8.0 * math.pi * math.sqrt(2.0 * m_eff_ratio * M_E) * phi_j**1.5 / (3.0 * Q_E * H_PLANCK)
@@ -75,7 +75,9 @@ def fowler_nordheim_coefficients(phi_b: float = 3.2, m_eff_ratio: float = 0.42) 
 
 
 def _as_float_tensor(name: str, value) -> Tensor:
-    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"{name} must be a number or a tensor of numbers, got {value!r}")
+    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64, device="cpu")
     if not t.is_floating_point():
         t = t.to(torch.float64)
     if not bool(torch.isfinite(t).all()):
@@ -108,8 +110,8 @@ def tunnelling_current(v_tun, v_fg, *, t_ox: float, area: float, phi_b: float = 
     The field is ``E = (v_tun - v_fg)/t_ox``; the result is positive when electrons tunnel
     off the floating gate (``Q_fg`` rises).
     """
-    t_ox = check_scalar("t_ox", t_ox, low=0.0, low_open=True)
-    area = check_scalar("area", area, low=0.0, low_open=True)
+    t_ox = check_real("t_ox", t_ox, low=0.0, low_open=True)
+    area = check_real("area", area, low=0.0, low_open=True)
     v_tun = _as_float_tensor("v_tun", v_tun)
     v_fg = _as_float_tensor("v_fg", v_fg)
     return area * fowler_nordheim_current_density((v_tun - v_fg) / t_ox, phi_b, m_eff_ratio)

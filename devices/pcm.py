@@ -84,13 +84,32 @@ the normalised conductance.
    ``reset_sigma = 0.1``. Pulses are treated as applied in a time short compared with t0:
    ``t`` of a later read counts from the last programming call for the whole array.
 
-7. Write-verify (:meth:`PCM.program` with ``verify=True``), the IBM iterative scheme: one
-   RESET, then SET pulses with a verify read after each pulse; an overshoot
-   (``G_read > G_T + band``) triggers a RESET and a restart. The verify read has a relative
-   Gaussian noise ``verify_read_noise`` (an averaged verify read, 0.2 %), and a read is
-   accepted when ``|G_read - G_T| <= band = max(tol - verify_margin * sigma_verify, 0)``:
-   a guard band of ``verify_margin = 3`` read-noise sigmas keeps the true conductance inside
-   ``tol`` (``verify_margin = 0`` gives the plain ``|G_read - G_T| <= tol`` test).
+7. Write-verify (:meth:`PCM.program` with ``verify=True``), the IBM iterative scheme with a
+   pulse budget it respects. Every step reads each unfinished device (relative Gaussian noise
+   ``verify_read_noise``: an averaged verify read, 0.2 %) and accepts it when
+   ``|G_read - G_T| <= band = max(tol - verify_margin * sigma_verify, 0)`` (a guard band of
+   ``verify_margin = 3`` read-noise sigmas; 0 gives the plain ``|G_read - G_T| <= tol`` test).
+   A device below the band gets a SET pulse; the only way down is a full RESET followed by a
+   climb of SET pulses. With ``cycle = 1 + ceil(1.5 n_climb) + 3`` pulses, ``n_climb`` the
+   nominal number of SET pulses from the RESET level to G_T (:meth:`PCM.climb_pulses`),
+   the loop enforces, per device:
+
+   (1) an accepted device is never pulsed again, and a device that starts within the band is
+       not touched (``pulses`` = 0);
+   (2) a RESET (and restart) is issued only when at least ``cycle + 2`` pulses are left, so the
+       budget always covers the nominal climb back with 50 % margin and the first SET after the
+       RESET is always applied: a device is not left near the RESET level by its budget;
+   (3) once fewer than ``cycle`` pulses would remain after a SET (no RESET could undo an
+       overshoot), a SET is applied only if, on the nominal step statistics, it is expected to
+       end closer to the target than the present state; otherwise the device stops.
+
+   ``result.converged`` is per device (true error within ``tol``) and ``result.initial_error``
+   the error before the call. Outcome over 10^4 devices (tests/test_pcm.py): a fresh array is
+   never left further from the target than it started; when an array is re-programmed, devices
+   that start within about one SET step of the target can end further than they started after
+   exhausting the budget (<= 0.2 % of devices, by < 1.5 uS): the pulse model cannot make
+   corrections smaller than one SET step. Before this budget logic the loop RESET devices it
+   could not climb back (rms 1.9 uS at 20 uS, some left at 0.1 uS); now 0.11 uS.
 
 8. I-V (:meth:`PCM.current`). Sub-threshold conduction of amorphous GST is Poole-Frenkel
    like, ``I ~ sinh(V/V0)`` (Ielmini & Zhang, J. Appl. Phys. 102, 054517 (2007); V0 = 0.3 V
@@ -100,110 +119,32 @@ the normalised conductance.
        h(V) = (1 - f_a) V + f_a V0 sinh(V/V0)
        I(V) = G * h(V) * v_read / h(v_read)          so that I(v_read) = G v_read exactly.
 
-   The RESET state (G = g_min) is a poor conductor but not an insulator: g_min = 0.1 uS
-   in the Joshi preset (CrossSim's suggested window, 0.25-25 uS, in the other).
+   The RESET state (G = g_min) is a poor conductor but not an insulator: g_min = 0.25 uS
+   in both presets (CrossSim's window for Joshi's devices; the clipping bias it implies near
+   g_min is documented in :mod:`devices.pcm_params`). The law is evaluated for |V| <= 10 V
+   (``ValueError`` beyond): amorphous GST threshold-switches near 1 V, so it is a
+   sub-threshold law; the crossbar write paths use it up to a few volts.
+
+Snapshots (:meth:`Device.at_time`): drift is structural relaxation of the amorphous phase, so the
+I-V at ``t`` keeps the shape of the programmed state and is scaled to the conductance read at t.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from .validation import check_rate, check_scalar
-from .base import STUCK_NONE, CommonParams, Device, ProgramResult
+from .base import STUCK_NONE, Device, ProgramResult
+from .pcm_params import PRESETS, PROVENANCE, PCMParams
+from .validation import as_tensor, check_bool
+
+__all__ = ["PCM", "PCMParams", "global_drift_compensation"]
 
 Tensor = torch.Tensor
 
 _NU_G_FLOOR = 1e-7      # aihwkit's floor of g in the ln of the drift fit
 _QS_DENOM_FLOOR = 1e-3  # aihwkit's floor of g^0.65 in the read-noise fit
-
-
-@dataclass(frozen=True)
-class PCMParams(CommonParams):
-    """Parameters of :class:`PCM` (SI units; see the module docstring for the equations).
-
-    Attributes:
-        g_min, g_max, v_read, p_stuck_on, p_stuck_off: see :class:`devices.base.CommonParams`.
-        prog_c0, prog_c1, prog_c2: programming-noise polynomial ``sigma = c0 + c1 x + c2 x^2``.
-            c0 in S; with ``prog_fit_normalised`` c1, c2 in S too, else c1 dimensionless and
-            c2 in 1/S.
-        prog_fit_normalised: True: ``x = G_T/g_max`` and sigma is scaled by
-            ``g_max/prog_g_ref`` (aihwkit); False: ``x = G_T`` in S, unscaled (CrossSim).
-        prog_g_ref: g_max (S) at which the normalised polynomial was fitted.
-        t0: time (s) of the first read of the drift fit, after the end of programming.
-        nu_mu_slope, nu_mu_offset, nu_mu_min, nu_mu_max: ``mu_nu = clip(slope ln g + offset, min, max)``.
-        nu_sigma_slope, nu_sigma_offset, nu_sigma_min, nu_sigma_max: same for ``sigma_nu``.
-        t_read: read integration time (s) of the 1/f noise fit.
-        read_q_coeff, read_q_exponent, read_q_max: ``Q_s = min(coeff / g^exponent, max)``.
-        d2d_sigma: lognormal sigma of the per-device window factor ``k_d``.
-        set_dg0: mean SET step (S) from the RESET state.
-        set_exponent: saturation exponent p of the SET step ``(1 - x)^p``.
-        c2c_sigma: relative cycle-to-cycle sigma of a SET step.
-        g_sat_ratio: fully crystalline conductance and upper clip, in units of g_max.
-        reset_sigma: relative sigma of the RESET level around g_min.
-        verify_read_noise: relative sigma of a write-verify read.
-        verify_margin: write-verify guard band in verify-read sigmas.
-        v0: Poole-Frenkel voltage scale (V) of the amorphous I-V.
-    """
-
-    g_min: float = 0.1e-6
-    g_max: float = 25e-6
-    v_read: float = 0.2
-    prog_c0: float = 0.26348e-6
-    prog_c1: float = 1.9650e-6
-    prog_c2: float = -1.1731e-6
-    prog_fit_normalised: bool = True
-    prog_g_ref: float = 25e-6
-    t0: float = 20.0
-    nu_mu_slope: float = -0.0155
-    nu_mu_offset: float = 0.0244
-    nu_mu_min: float = 0.049
-    nu_mu_max: float = 0.1
-    nu_sigma_slope: float = -0.0125
-    nu_sigma_offset: float = -0.0059
-    nu_sigma_min: float = 0.008
-    nu_sigma_max: float = 0.045
-    t_read: float = 250e-9
-    read_q_coeff: float = 0.0088
-    read_q_exponent: float = 0.65
-    read_q_max: float = 0.2
-    d2d_sigma: float = 0.0
-    set_dg0: float = 1.5e-6
-    set_exponent: float = 1.0
-    c2c_sigma: float = 0.6
-    g_sat_ratio: float = 1.05
-    reset_sigma: float = 0.1
-    verify_read_noise: float = 0.002
-    verify_margin: float = 3.0
-    v0: float = 0.3
-
-    def validate(self) -> None:
-        super().validate()
-        for name in ("prog_c0", "prog_c1", "prog_c2", "nu_mu_slope", "nu_mu_offset",
-                     "nu_sigma_slope", "nu_sigma_offset"):
-            check_scalar(name, getattr(self, name))
-        if not isinstance(self.prog_fit_normalised, (bool, int)) or self.prog_fit_normalised not in (0, 1):
-            raise ValueError(f"prog_fit_normalised must be a bool (True or False), got {self.prog_fit_normalised!r}")
-        check_scalar("prog_g_ref", self.prog_g_ref, low=0.0, low_open=True)
-        check_scalar("t0", self.t0, low=0.0, low_open=True)
-        check_scalar("t_read", self.t_read, low=0.0, low_open=True)
-        for lo, hi in (("nu_mu_min", "nu_mu_max"), ("nu_sigma_min", "nu_sigma_max")):
-            check_scalar(lo, getattr(self, lo), low=0.0, high=1.0)
-            check_scalar(hi, getattr(self, hi), low=getattr(self, lo), high=1.0)
-        check_scalar("read_q_coeff", self.read_q_coeff, low=0.0, high=1.0)
-        check_scalar("read_q_exponent", self.read_q_exponent, low=0.0, high=5.0)
-        check_scalar("read_q_max", self.read_q_max, low=0.0, high=1.0)
-        check_scalar("d2d_sigma", self.d2d_sigma, low=0.0, high=1.0)
-        check_scalar("set_dg0", self.set_dg0, low=0.0, high=self.g_max, low_open=True)
-        check_scalar("set_exponent", self.set_exponent, low=0.0, high=10.0)
-        check_scalar("c2c_sigma", self.c2c_sigma, low=0.0, high=5.0)
-        check_scalar("g_sat_ratio", self.g_sat_ratio, low=1.0, high=2.0)
-        check_rate("reset_sigma", self.reset_sigma)
-        check_scalar("verify_read_noise", self.verify_read_noise, low=0.0, high=0.5)
-        check_scalar("verify_margin", self.verify_margin, low=0.0, high=10.0)
-        check_scalar("v0", self.v0, low=0.0, high=10.0, low_open=True)
 
 
 def global_drift_compensation(g_reference, g_read) -> float:
@@ -213,8 +154,9 @@ def global_drift_compensation(g_reference, g_read) -> float:
     and ``g_read`` the same read at inference time; multiplying the later outputs by
     ``alpha`` undoes the array-average drift (aihwkit ``GlobalDriftCompensation``).
     """
-    ref = torch.as_tensor(g_reference, dtype=torch.float64)
-    cur = torch.as_tensor(g_read, dtype=torch.float64)
+    ref = as_tensor("g_reference", g_reference, dtype=torch.float64,
+                    device=g_reference.device if torch.is_tensor(g_reference) else "cpu")
+    cur = as_tensor("g_read", g_read, dtype=torch.float64, device=ref.device)
     if ref.shape != cur.shape:
         raise ValueError(f"g_reference and g_read must have the same shape, got {tuple(ref.shape)} "
                          f"and {tuple(cur.shape)}")
@@ -230,13 +172,13 @@ def global_drift_compensation(g_reference, g_read) -> float:
 class PCM(Device):
     """Array of PCM devices (see the module docstring for the model and its sources).
 
-    Presets:
+    Presets (:mod:`devices.pcm_params`):
         ``"joshi2020_pcm"`` (default): IBM statistical model of Nandakumar et al., ICECS 2019
-        and Joshi et al., Nat. Commun. 11, 2473 (2020) as in aihwkit ``PCMLikeNoiseModel``;
-        window 0.1-25 uS. ``"crosssim_pcm_joshi"``: CrossSim's quadratic fit to Fig. 3(b) of
-        Joshi 2020 for the programming noise, window 0.25-25 uS (CrossSim models no drift;
-        the IBM drift and read-noise fits of the same devices are kept). Pulse, verify and
-        I-V fields in both are typical literature values (module docstring, items 6-8).
+        and Joshi et al., Nat. Commun. 11, 2473 (2020) as in aihwkit ``PCMLikeNoiseModel``.
+        ``"crosssim_pcm_joshi"``: CrossSim's quadratic fit to Fig. 3(b) of Joshi 2020 for the
+        programming noise (CrossSim models no drift; the IBM drift and read-noise fits of the
+        same devices are kept). Both use the window 0.25-25 uS. Pulse, verify and I-V fields
+        are typical literature values (module docstring, items 6-8; provenance table).
 
     Attributes:
         d2d_factor: per-device window factor ``k_d`` (drawn at construction).
@@ -245,14 +187,11 @@ class PCM(Device):
 
     family: ClassVar[str] = "pcm"
     params_type: ClassVar[type] = PCMParams
-    presets: ClassVar[dict] = {
-        "joshi2020_pcm": PCMParams(),
-        "crosssim_pcm_joshi": PCMParams(
-            g_min=0.25e-6, g_max=25e-6, prog_fit_normalised=False,
-            prog_c0=0.28638599e-6, prog_c1=0.07585724, prog_c2=-0.00178767e6,
-        ),
-    }
+    presets: ClassVar[dict] = PRESETS
+    provenance: ClassVar[dict] = PROVENANCE
     default_preset: ClassVar[str] = "joshi2020_pcm"
+    iv_voltage_limit: ClassVar[float] = 10.0
+    slot_seconds: ClassVar[float] = 3e-4
 
     # ------------------------------------------------------------------ state
     def _init_variation(self) -> None:
@@ -276,7 +215,7 @@ class PCM(Device):
     def programming_sigma(self, target_conductance) -> Tensor:
         """sigma_prog (S) of single-shot programming at ``target_conductance`` (S)."""
         p = self.params
-        g_t = torch.as_tensor(target_conductance, dtype=self.dtype, device=self.device)
+        g_t = as_tensor("target_conductance", target_conductance, dtype=self.dtype, device=self.device)
         if p.prog_fit_normalised:
             x = g_t / self.g_max
             sig = (p.prog_c0 + p.prog_c1 * x + p.prog_c2 * x * x) * (self.g_max / p.prog_g_ref)
@@ -299,14 +238,16 @@ class PCM(Device):
 
     def drifted_conductance(self, t: float = 0.0) -> Tensor:
         """Noise-free conductance (S) at ``t`` s after programming: ``G_prog ((t+t0)/t0)^-nu``."""
-        t = self._check_time(t)
-        t0 = self.params.t0
-        g = self._g * torch.pow(torch.as_tensor((t + t0) / t0, dtype=self.dtype, device=self.device), -self._nu)
-        return self._apply_faults(g)
+        t = self._check_read_time(t)
+        return self._apply_faults(self._drift(t))
+
+    def conductance_at(self, t: float = 0.0) -> Tensor:
+        """Same as :meth:`drifted_conductance`."""
+        return self.drifted_conductance(t)
 
     def read_noise_sigma(self, t: float = 0.0) -> Tensor:
         """sigma_read (S) of the accumulated 1/f noise of a read at ``t`` s (before the clip at 0)."""
-        t = self._check_time(t)
+        t = self._check_read_time(t)
         return self._read_sigma(self._drift(t), t)
 
     def _drift(self, t: float) -> Tensor:
@@ -338,7 +279,8 @@ class PCM(Device):
         calibration read of the array at ``t`` (:func:`global_drift_compensation`); if that
         read sums to 0 S (every device read as 0) no factor can be formed and alpha = 1.
         """
-        t = self._check_time(t)
+        t = self._check_read_time(t)
+        compensate = check_bool("compensate", compensate)
         g = self._noisy_read(t)
         if compensate:
             cal = self._noisy_read(t)
@@ -346,31 +288,29 @@ class PCM(Device):
                 g = g * global_drift_compensation(self._reference_read, cal)
         return g
 
-    def current(self, voltage) -> Tensor:
-        """Current (A) of the drift-free state at ``voltage`` (V); differentiable in voltage.
-
-        ``voltage`` broadcasts against the array shape; leading batch dimensions are allowed.
-        """
-        v = voltage if isinstance(voltage, Tensor) else torch.as_tensor(voltage, dtype=self.dtype)
-        v = v.to(dtype=self.dtype, device=self.device)
-        if not bool(torch.isfinite(v.detach()).all()):
-            raise ValueError("voltage must be finite (no NaN/inf)")
-        n = len(self.shape)
-        try:
-            out = torch.broadcast_shapes(tuple(v.shape), self.shape)
-        except RuntimeError as exc:
-            raise ValueError(f"voltage has shape {tuple(v.shape)}, which does not broadcast to the device "
-                             f"array shape {self.shape} (optionally with leading batch dimensions)") from exc
-        if tuple(out[len(out) - n:]) != self.shape:
-            raise ValueError(f"voltage of shape {tuple(v.shape)} would change the array shape {self.shape}")
-        v = v.expand(out)
+    def _iv(self, g: Tensor, v: Tensor) -> Tensor:
         p = self.params
-        g = self._g
         f_a = (1.0 - (g - self.g_min) / (self.g_max - self.g_min)).clamp(0.0, 1.0)
         h = (1.0 - f_a) * v + f_a * p.v0 * torch.sinh(v / p.v0)
         h_read = (1.0 - f_a) * p.v_read + f_a * p.v0 * math.sinh(p.v_read / p.v0)
-        i = g * h * (p.v_read / h_read)
-        return self._apply_faults_current(v, i)
+        return g * h * (p.v_read / h_read)
+
+    def current(self, voltage) -> Tensor:
+        """Current (A) of the drift-free state at ``voltage`` (V, finite, |V| <= 10 V);
+        differentiable in voltage. Broadcasts against the array shape; leading batch dimensions
+        are allowed."""
+        v = self._voltage(voltage)
+        return self._apply_faults_current(v, self._iv(self._g, v))
+
+    def _iv_at(self, t: float):
+        g, stuck = self._g.clone(), self.stuck.clone()
+        g_max, g_min = self.g_max, self.g_min
+
+        def iv(v):
+            i = self._iv(g, v)
+            s = stuck.expand(v.shape) if v.dim() > stuck.dim() else stuck
+            return torch.where(s == 1, v * g_max, torch.where(s == -1, v * g_min, i))
+        return iv
 
     # ------------------------------------------------------------------ pulses
     def _set_step(self, g: Tensor) -> Tensor:
@@ -384,20 +324,21 @@ class PCM(Device):
     def _reset_level(self) -> Tensor:
         return (self.g_min * (1.0 + self.params.reset_sigma * self._randn())).clamp(min=0.0)
 
-    def apply_pulses(self, pulses, **pulse) -> Tensor:
+    def apply_pulses(self, pulses, *, max_steps: int | None = None, **pulse) -> Tensor:
         """Apply signed pulse counts: ``n > 0`` SET pulses, ``n < 0`` RESET pulses; return G (S).
 
         The pulse shape is fixed by the parameters (``set_dg0``, ``set_exponent``,
         ``c2c_sigma``, ``reset_sigma``), so no pulse overrides are accepted. Pulsed devices get
-        a new drift exponent for their new state; stuck devices ignore pulses.
+        a new drift exponent for their new state; stuck devices ignore pulses. At most
+        ``max_steps`` (default 10 000) pulse slots per call.
         """
         if pulse:
             raise ValueError(f"PCM.apply_pulses accepts no pulse overrides (the pulse is fixed by the "
                              f"parameters set_dg0, set_exponent, c2c_sigma, reset_sigma); got {sorted(pulse)}")
-        n = self._pulse_counts(pulses)
+        n = self._pulse_counts(pulses, max_steps)
         free = self.stuck == STUCK_NONE
         g = self._g.clone()
-        n_max = int(n.abs().max()) if n.numel() else 0
+        n_max = max(int(n.max()), -int(n.min())) if n.numel() else 0
         for k in range(n_max):
             set_mask = free & (n > k)
             reset_mask = free & (-n > k)
@@ -418,45 +359,82 @@ class PCM(Device):
         """Program every device to ``target_conductance`` (S).
 
         Without verify: one programming event with the published error statistics
-        (``pulses`` = 1). With ``verify=True``: RESET then SET pulses with verify reads,
-        RESET-and-restart on overshoot, until ``|G_read - G_T| <= band`` or ``max_pulses``
-        pulses (the RESET pulses included); ``tolerance`` (S) defaults to 1 % of the window.
+        (``pulses`` = 1). With ``verify=True``: the budgeted write-verify of the module
+        docstring (item 7, with its guarantees); ``tolerance`` (S) defaults to 1 % of the
+        window. ``result.converged`` is per device; ``result.initial_error`` is the error before.
         """
+        verify, tol, max_pulses = self._program_args(verify, tolerance, max_pulses)
         target = self.check_target(target_conductance, clip)
+        g_before = self.conductance()
         if verify:
-            tol, max_pulses = self._check_verify_args(tolerance, max_pulses)
             g, pulses = self._write_verify(target, tol, max_pulses)
         else:
-            if tolerance is not None:
-                self._check_verify_args(tolerance, max_pulses)
-            tol = None
             g = (self.d2d_factor * target + self.programming_sigma(target) * self._randn()).clamp(min=0.0)
             pulses = torch.ones(self.shape, dtype=torch.int64, device=self.device)
         free = self.stuck == STUCK_NONE
+        pulses = torch.where(free, pulses, torch.zeros_like(pulses))
         self._g = torch.where(free, g, self._g)
         self._nu = self._draw_nu(target)
         self._calibrate()
-        return self._result(self._g.clone(), target, pulses, tol)
+        return self._result(self._g.clone(), target, pulses, tol, g_before)
+
+    def climb_pulses(self, target) -> Tensor:
+        """Nominal number of SET pulses from the RESET level ``g_min`` to ``target`` (S) on the
+        mean pulse model (``k_d = 1``, no C2C noise); ``inf`` where the target is out of reach."""
+        p = self.params
+        width = p.g_sat_ratio * self.g_max - self.g_min
+        x_t = ((torch.as_tensor(target, dtype=self.dtype, device=self.device) - self.g_min) / width).clamp(0.0, 1.0)
+        scale = width / p.set_dg0
+        if abs(p.set_exponent - 1.0) < 1e-12:
+            n = scale * -torch.log1p(-x_t.clamp(max=1.0 - 1e-12))
+        else:
+            q = 1.0 - p.set_exponent
+            n = scale * (1.0 - (1.0 - x_t) ** q) / q
+        return torch.where(x_t >= 1.0, torch.full_like(n, math.inf), n)
+
+    def _mean_step(self, g: Tensor) -> Tensor:
+        """Nominal mean SET step (S) at conductance ``g`` (``k_d = 1``)."""
+        p = self.params
+        g_sat = p.g_sat_ratio * self.g_max
+        x = ((g - self.g_min) / (g_sat - self.g_min)).clamp(0.0, 1.0)
+        return p.set_dg0 * (1.0 - x) ** p.set_exponent
+
+    def _expected_miss(self, e: Tensor, m: Tensor) -> Tensor:
+        """``E|e - s|`` for a SET step ``s ~ N(m, (c2c m)^2)`` (S): the expected distance from the
+        target after a SET from ``e`` below it."""
+        sig = (self.params.c2c_sigma * m).clamp_min(1e-30)
+        z = (e - m) / sig
+        normal = torch.distributions.Normal(torch.zeros((), dtype=e.dtype, device=e.device),
+                                            torch.ones((), dtype=e.dtype, device=e.device))
+        return (e - m) * (2.0 * normal.cdf(z) - 1.0) + 2.0 * sig * normal.log_prob(z).exp()
 
     def _write_verify(self, target: Tensor, tol: float, max_pulses: int) -> tuple[Tensor, Tensor]:
         p = self.params
         free = self.stuck == STUCK_NONE
-        g = torch.where(free, self._reset_level(), self._g)
-        pulses = torch.ones(self.shape, dtype=torch.int64, device=self.device)
-        active = torch.ones(self.shape, dtype=torch.bool, device=self.device)
+        g = self._g.clone()
+        pulses = torch.zeros(self.shape, dtype=torch.int64, device=self.device)
+        cycle = 1 + torch.ceil(1.5 * self.climb_pulses(target)) + 3  # a RESET and a climb back to the target
+        done = ~free
         while True:
-            g_f = self._apply_faults(g)
-            meas = g_f * (1.0 + p.verify_read_noise * self._randn())
+            meas = self._apply_faults(g) * (1.0 + p.verify_read_noise * self._randn())
             band = (tol - p.verify_margin * p.verify_read_noise * meas.abs()).clamp(min=0.0)
             err = meas - target
-            active = active & (err.abs() > band) & (pulses < max_pulses)
-            if not bool(active.any()):
+            done = done | (err.abs() <= band)
+            left = max_pulses - pulses
+            # above the band: the only way down is RESET + climb, started only when affordable (with
+            # the first SET after the RESET still free to overshoot: two pulses beyond the cycle)
+            over = ~done & (err > band) & (left >= cycle + 2)
+            # below: SET while the budget could still undo an overshoot; after that (the last
+            # climb) only while a SET is expected to end closer to the target than the present state
+            under = ~done & (err < -band) & (left >= 1)
+            last_climb = left - 1 < cycle
+            better = self._expected_miss(-err, self._mean_step(meas)) < -err
+            under = under & (~last_climb | better)
+            if not bool((over | under).any()):
                 break
-            over = active & free & (err > band)
-            under = active & free & (err < -band)
             if bool(over.any()):
                 g = torch.where(over, self._reset_level(), g)
             if bool(under.any()):
                 g = torch.where(under, self._set_step(g), g)
-            pulses = pulses + active.long()
+            pulses = pulses + (over | under).long()
         return g, pulses

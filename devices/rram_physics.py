@@ -1,20 +1,41 @@
 """Stanford–PKU filamentary RRAM compact model: the pure functional core.
 
-The model (Guan, Yu & Wong, IEEE TED 59, 1172 (2012); Jiang et al., IEEE TED 63, 1884 (2016),
-"A compact model for metal-oxide resistive random access memory with experiment
-verification") describes a conductive filament whose tip is separated from the electrode by a
-tunnelling gap ``g`` (m). Current and gap dynamics::
+The model (Guan, Yu & Wong, IEEE EDL 33, 1405 (2012) and IEEE TED 59, 1172 (2012); Jiang et
+al., IEEE TED 63, 1884 (2016), "A compact model for metal-oxide resistive random access memory
+with experiment verification") describes a conductive filament whose tip is separated from the
+electrode by a tunnelling gap ``g`` (m). Current, temperature and gap dynamics::
 
-    I(V, g)   = I0 · exp(-g / g0) · sinh(V / V0)                                   (1)
-    dg/dt     = -v0 · exp(-Ea / (kB·T/q)) · sinh(γ(g) · a0 · V / (t_ox · kB·T/q))  (2)
-    γ(g)      = γ0 - β · (g / 1 nm)^3,   γ := 0  where γ·|V| / t_ox < F_min       (3)
-    T         = T_amb + |V · I| · R_th                                             (4)
+    I(V, g) = I0 · exp(-g / g0) · sinh(V / V0)                                     (1)
+    T       = T_amb + |V · I| · R_th                                               (2)
+    γ(g)    = γ0 - β · (g / 1 nm)^3,   x = γ · a0 · V / (t_ox · kB·T/q)            (3)
 
-Positive V (SET) shrinks the gap (higher conductance), negative V (RESET) grows it. ``Ea`` is in
-eV, so ``Ea/(kB T/q)`` is dimensionless. Equation (3) gives the model its switching threshold:
-below ``|V| = F_min·t_ox/γ`` the gap does not move, so reads do not disturb the state. The
-thermal time constant (sub-ns) is far below the pulse widths simulated here, so the quasi-static
-temperature (4) is used, as in the reference Verilog-A at pulse widths ≫ τ_th.
+and one of two rate laws, each belonging to its own parameter set (``rate_law``):
+
+* ``"generation_recombination"`` — the Guan/Yu/Wong law of the ASU/Stanford Verilog-A model
+  and the University of Siena ``stanfordmemristor`` class: oxygen-vacancy generation (SET,
+  activation energy ``Ea_g``) minus recombination (RESET, ``Ea_r``)::
+
+      dg/dt = -v0 · [exp(-Ea_g/(kB T/q)) · exp(x) - exp(-Ea_r/(kB T/q)) · exp(-x)]      (4a)
+
+  with its parameter set I0 = 61.4 µA, g0 = 0.275 nm, V0 = 0.43 V, v0 = 150 m/s,
+  Ea_g = 1.501 eV, Ea_r = 1.5 eV, γ0 = 16.5, β = 1.25, a0 = 0.25 nm, t_ox = 5 nm, gap
+  0.1–1.7 nm, C_th = 0.318 fJ/K, τ_th = 0.23 ns, T0 = 298 K. It has no field threshold:
+  the gap moves at every voltage, exponentially slowly at read voltages (a 0.2 V read moves it
+  by ~1e-20 m/s).
+* ``"single_sinh"`` — the Stanford v1.0 / MemTorch ``Stanford_PKU`` law with one activation
+  energy and a minimum-field gate::
+
+      dg/dt = -v0 · exp(-Ea/(kB T/q)) · sinh(x),   γ := 0 where γ·|V|/t_ox < F_min   (4b)
+
+  with its parameter set (MemTorch defaults: I0 = 1 mA, g0 = 0.25 nm, V0 = 0.25 V,
+  v0 = 10 m/s, Ea = 0.6 eV, γ0 = 16, β = 0.8, t_ox = 12 nm, F_min = 1.4 GV/m, ...).
+
+The field gate ``γ := 0 where γ|V|/t_ox < F_min`` is applied in both laws when ``f_min > 0``
+(the generation–recombination set has ``f_min = 0``). Positive V (SET) shrinks the gap (higher
+conductance), negative V (RESET) grows it. ``Ea`` is in eV, so ``Ea/(kB T/q)`` is
+dimensionless. The thermal time constant (sub-ns) is far below the pulse widths simulated
+here, so the quasi-static temperature (2) is used (the reference Verilog-A integrates
+``C_th dT/dt = |VI| - C_th (T - T0)/τ_th``, whose steady state is (2) with ``R_th = τ_th/C_th``).
 
 Everything here is a pure function of tensors (no state, no randomness) so it can be reused by
 the device class, by transient waveform simulation and by the SPICE exporter.
@@ -38,7 +59,7 @@ class GapParams(NamedTuple):
     g0: float  # m, gap decay length of the tunnelling current
     v0: float  # V, voltage scale of the sinh I-V
     vel0: float  # m/s, gap velocity prefactor
-    ea: float  # eV, activation energy of oxygen-vacancy migration
+    ea: float  # eV, activation energy of vacancy generation (the single energy of law (4b))
     a0: float  # m, hopping distance
     t_ox: float  # m, oxide thickness
     gamma0: float  # local field enhancement factor at g = 0
@@ -48,6 +69,8 @@ class GapParams(NamedTuple):
     t_amb: float  # K, ambient temperature
     gap_min: float  # m
     gap_max: float  # m
+    ea_r: float = 1.5  # eV, activation energy of recombination (generation_recombination law only)
+    rate_law: str = "single_sinh"  # "generation_recombination" (4a) or "single_sinh" (4b)
 
 
 def gap_current(p: GapParams, gap: Tensor, voltage: Tensor, i0_scale: Tensor | float = 1.0) -> Tensor:
@@ -62,7 +85,7 @@ def gap_conductance(p: GapParams, gap: Tensor, v_read: float, i0_scale: Tensor |
 
 def gap_for_conductance(p: GapParams, g: Tensor, v_read: float, i0_scale: Tensor | float = 1.0) -> Tensor:
     """Inverse of :func:`gap_conductance`: the gap (m) that reads conductance ``g`` (S)."""
-    prefactor = p.i0 * i0_scale * torch.sinh(torch.as_tensor(v_read / p.v0, dtype=g.dtype)) / v_read
+    prefactor = p.i0 * i0_scale * torch.sinh(torch.as_tensor(v_read / p.v0, dtype=g.dtype, device=g.device)) / v_read
     return p.g0 * torch.log(prefactor / g)
 
 
@@ -86,18 +109,28 @@ def compliance_voltage(p: GapParams, gap: Tensor, voltage: Tensor, i_compliance:
 
 def gap_velocity(p: GapParams, gap: Tensor, voltage: Tensor, i0_scale: Tensor | float = 1.0,
                  rate_scale: Tensor | float = 1.0, i_compliance: Tensor | float | None = None) -> Tensor:
-    """Equation (2): dg/dt (m/s). ``rate_scale`` multiplies v0 (device-to-device spread);
-    ``i_compliance`` (A) limits the SET current (see :func:`compliance_voltage`)."""
+    """Equation (4a) or (4b) (``p.rate_law``): dg/dt (m/s). ``rate_scale`` multiplies v0
+    (device-to-device spread); ``i_compliance`` (A) limits the SET current (see
+    :func:`compliance_voltage`)."""
     voltage = compliance_voltage(p, gap, voltage, i_compliance, i0_scale)
     temp = temperature(p, gap, voltage, i0_scale)
     v_thermal = K_B * temp / Q_E  # V
     gamma = p.gamma0 - p.beta_gamma * (gap / 1e-9) ** 3
-    gamma = torch.where(gamma * voltage.abs() / p.t_ox < p.f_min, torch.zeros_like(gamma), gamma)
-    return -p.vel0 * rate_scale * torch.exp(-p.ea / v_thermal) * torch.sinh(gamma * p.a0 * voltage / (p.t_ox * v_thermal))
+    if p.f_min > 0:
+        gamma = torch.where(gamma * voltage.abs() / p.t_ox < p.f_min, torch.zeros_like(gamma), gamma)
+    x = gamma * p.a0 * voltage / (p.t_ox * v_thermal)
+    # exponents are capped at 700 (e^700 ~ 1e304 m/s: the gap crosses its range in one step anyway),
+    # so extreme parameter combinations give a finite, saturated rate instead of inf - inf = NaN
+    if p.rate_law == "generation_recombination":
+        return -p.vel0 * rate_scale * (torch.exp((x - p.ea / v_thermal).clamp(max=700.0))
+                                       - torch.exp((-x - p.ea_r / v_thermal).clamp(max=700.0)))
+    return -p.vel0 * rate_scale * torch.exp(-p.ea / v_thermal) * torch.sinh(x.clamp(-700.0, 700.0))
 
 
 def switching_threshold(p: GapParams, gap: Tensor) -> Tensor:
-    """|V| (V) below which the gap cannot move (equation (3)): ``F_min·t_ox/γ(g)``."""
+    """|V| (V) below which the F_min gate stops the gap, ``F_min·t_ox/γ(g)``; zero when
+    ``f_min = 0`` (the generation–recombination set: no hard threshold, the rate is
+    exponential in V at every voltage)."""
     gamma = p.gamma0 - p.beta_gamma * (gap / 1e-9) ** 3
     return p.f_min * p.t_ox / gamma
 
@@ -106,7 +139,7 @@ def integrate_gap(p: GapParams, gap: Tensor, v_start: Tensor | float, duration: 
                   v_end: Tensor | float | None = None, *, max_gap_step: float = 1e-11,
                   i0_scale: Tensor | float = 1.0, rate_scale: Tensor | float = 1.0,
                   step_scale: Tensor | float = 1.0, i_compliance: Tensor | float | None = None,
-                  max_iter: int = 100000) -> Tensor:
+                  max_iter: int | None = None) -> Tensor:
     """Integrate (2) over ``duration`` (s) while the voltage ramps linearly from ``v_start`` to
     ``v_end`` (default: constant ``v_start``).
 
@@ -116,7 +149,8 @@ def integrate_gap(p: GapParams, gap: Tensor, v_start: Tensor | float, duration: 
     midpoint rule, second order, gap change per step ≤ ``max_gap_step`` m), vectorised over the
     array: devices that do not move finish in one step. ``step_scale`` multiplies every gap
     increment (cycle-to-cycle variation of one pulse). The gap is kept in
-    ``[gap_min, gap_max]``.
+    ``[gap_min, gap_max]``. ``max_iter`` (default: 100000, or four crossings of the whole gap range at
+    ``max_gap_step`` plus 1000) guards against a stalled integration.
     """
     dtype, device = gap.dtype, gap.device
     v_start = torch.as_tensor(v_start, dtype=dtype, device=device)
@@ -126,6 +160,8 @@ def integrate_gap(p: GapParams, gap: Tensor, v_start: Tensor | float, duration: 
     slope = (v_end - v_start).expand(shape) / duration
     v_start = v_start.expand(shape)
     t_done = torch.zeros(shape, dtype=dtype, device=device)
+    if max_iter is None:
+        max_iter = max(100_000, int(4 * (p.gap_max - p.gap_min) / max_gap_step) + 1000)
 
     def f(g, t):
         vel = gap_velocity(p, g, v_start + slope * t, i0_scale, rate_scale, i_compliance) * step_scale
@@ -166,8 +202,8 @@ def simulate_waveform(p: GapParams, gap0: Tensor, times: Tensor, voltages: Tenso
     Returns:
         ``(gap, current)``: (n, *gap0.shape) gap (m) and device current (A) at the time points.
     """
-    times = torch.as_tensor(times, dtype=gap0.dtype)
-    voltages = torch.as_tensor(voltages, dtype=gap0.dtype)
+    times = torch.as_tensor(times, dtype=gap0.dtype, device=gap0.device)
+    voltages = torch.as_tensor(voltages, dtype=gap0.dtype, device=gap0.device)
     if voltages.dim() == 1 and gap0.dim() > 0:
         voltages = voltages.reshape(-1, *([1] * gap0.dim())).expand(-1, *gap0.shape)
     gaps = [gap0]

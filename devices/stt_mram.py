@@ -29,17 +29,25 @@ Retention in ``read(t)``: the state read ``t`` s after programming differs from 
 one with probability ``p_ret(t) = (1 − exp(−2 t / τ_ret)) / 2`` per MTJ; a uniform ``u_i`` per MTJ
 drawn when the array is programmed makes ``read(t)`` a deterministic function of ``t`` (MTJ ``i``
 reads flipped iff ``u_i < p_ret,i(t)``). Read noise is relative Gaussian, fresh per read.
+
+Read disturb. A read drives ``I_read = v_read·G_mtj`` through every MTJ for ``read_duration``
+seconds in the direction ``read_polarity`` (default ``"p_to_ap"``: the read current pushes
+P-state MTJs toward AP). Each MTJ in the pushed-away-from state flips with the switching
+probability of that pulse (:func:`devices.stt_mram_physics.piecewise_switching_probability`, the
+Néel–Brown branch at these sub-critical currents): negligible at Δ = 56 (0.32 I_c0, ~1e-16 per
+10-ns read), ~1 % per 10-ns read at Δ = 25 (0.72 I_c0). Every read — :meth:`STTMRAM.read`,
+:meth:`Device.at_time` and the verify reads of :meth:`STTMRAM.program` — draws its disturb; a
+flip is stored (the value returned by the read that caused it is the pre-flip one) and later
+reads see it. ``current(v)`` (the I-V used by circuit solves) does not disturb.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass
 
 import torch
 
-from .validation import check_scalar
-from .base import STUCK_NONE, CommonParams, Device, ProgramResult
+from .base import STUCK_NONE, Device, ProgramResult
+from .stt_mram_params import PRESETS, PROVENANCE, STTMRAMParams, stt_mram_params
 from .stt_mram_physics import (
     conductance_window,
     critical_current,
@@ -59,144 +67,11 @@ P_STATE, AP_STATE = 0, 1
 _WINDOW_FIELDS = frozenset({"r_p", "tmr0", "v_h", "v_read", "mtjs_per_cell"})
 
 
-# ----------------------------------------------------------------------------- parameters
-_AREA0 = 25e-9 * 25e-9 * math.pi      # m², zhuzibn/PMA_LLG free layer (= a 50 nm-diameter disc)
-_R_P0 = 5e-12 / _AREA0                # Ω, RA = 5 Ω µm² (UMN MTJ model) over that area
-_IC0_56 = critical_current(0.028, 56.0, 0.8, 300.0)
-
-
-@dataclass(frozen=True)
-class STTMRAMParams(CommonParams):
-    """STT-MRAM cell parameters (SI). ``g_min``/``g_max`` are derived (see module docstring).
-
-    Attributes:
-        mtjs_per_cell: MTJs in parallel per synapse cell (1-64).
-        r_p: median parallel-state resistance R_P (Ω).
-        tmr0: zero-bias TMR ratio (1.5 = 150 %).
-        v_h: bias at which the TMR halves (V).
-        d2d_sigma: lognormal D2D spread of R_P (relative).
-        delta: thermal stability factor Δ = E_b/(k_B T) (median over MTJs).
-        d2d_delta_sigma: lognormal D2D spread of Δ (relative).
-        tau0: attempt time τ0 (s).
-        alpha: Gilbert damping α.
-        polarization: spin polarisation P.
-        ms: free-layer saturation magnetisation M_s (A/m).
-        free_layer_volume: free-layer volume V_FL (m³).
-        temperature: T (K).
-        ic0_ratio_p_to_ap: I_c0(P→AP) / I_c0(AP→P).
-        i_write: default write-current magnitude per MTJ (A).
-        t_write: default write-pulse width (s).
-        read_noise: relative Gaussian read noise (std / G).
-    """
-
-    g_min: float = 1.0 / (_R_P0 * (1.0 + 1.5 / (1.0 + (0.1 / 0.5) ** 2)))
-    g_max: float = 1.0 / _R_P0
-    v_read: float = 0.1
-    mtjs_per_cell: int = 1
-    r_p: float = _R_P0
-    tmr0: float = 1.5
-    v_h: float = 0.5
-    d2d_sigma: float = 0.03
-    delta: float = 56.0
-    d2d_delta_sigma: float = 0.05
-    tau0: float = 1e-9
-    alpha: float = 0.028
-    polarization: float = 0.8
-    ms: float = 7.0e5
-    free_layer_volume: float = _AREA0 * 1.4e-9
-    temperature: float = 300.0
-    ic0_ratio_p_to_ap: float = 1.5
-    i_write: float = 1.5 * 1.5 * _IC0_56
-    t_write: float = 1e-8
-    read_noise: float = 0.005
-
-    @property
-    def ic0_ap_to_p(self) -> float:
-        """Critical current for AP→P switching (A), from :func:`critical_current`."""
-        return critical_current(self.alpha, self.delta, self.polarization, self.temperature)
-
-    @property
-    def ic0_p_to_ap(self) -> float:
-        """Critical current for P→AP switching (A)."""
-        return self.ic0_ratio_p_to_ap * self.ic0_ap_to_p
-
-    def validate(self) -> None:
-        n = self.mtjs_per_cell
-        if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n:
-            raise ValueError(f"mtjs_per_cell must be an integer in [1, 64], got {n!r}")
-        check_scalar("mtjs_per_cell", n, low=1, high=64)
-        check_scalar("r_p", self.r_p, low=1.0, high=1e9)
-        check_scalar("tmr0", self.tmr0, low=0.0, high=100.0, low_open=True)
-        check_scalar("v_h", self.v_h, low=0.0, high=10.0, low_open=True)
-        check_scalar("d2d_sigma", self.d2d_sigma, low=0.0, high=0.5)
-        check_scalar("delta", self.delta, low=1.0, high=300.0)
-        check_scalar("d2d_delta_sigma", self.d2d_delta_sigma, low=0.0, high=0.5)
-        check_scalar("tau0", self.tau0, low=0.0, high=1e-6, low_open=True)
-        check_scalar("alpha", self.alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-        check_scalar("polarization", self.polarization, low=0.0, high=1.0, low_open=True)
-        check_scalar("ms", self.ms, low=0.0, high=1e7, low_open=True)
-        check_scalar("free_layer_volume", self.free_layer_volume, low=0.0, high=1e-18, low_open=True)
-        check_scalar("temperature", self.temperature, low=0.0, high=1000.0, low_open=True)
-        check_scalar("ic0_ratio_p_to_ap", self.ic0_ratio_p_to_ap, low=0.1, high=10.0)
-        check_scalar("i_write", self.i_write, low=0.0, high=1.0, low_open=True)
-        check_scalar("t_write", self.t_write, low=0.0, high=1.0, low_open=True)
-        check_scalar("read_noise", self.read_noise, low=0.0, high=0.5)
-        super().validate()
-        g_min, g_max = conductance_window(self.r_p, self.tmr0, self.v_h, self.v_read, int(n))
-        for name, have, want in (("g_min", self.g_min, g_min), ("g_max", self.g_max, g_max)):
-            if abs(have - want) > 1e-9 * want:
-                raise ValueError(
-                    f"{name} = {have:.9g} S is inconsistent with the MTJ numbers (expected {want:.9g} S "
-                    f"from r_p, tmr0, v_h, v_read, mtjs_per_cell); build params with stt_mram_params()"
-                )
-
-
-def stt_mram_params(**fields) -> STTMRAMParams:
-    """An :class:`STTMRAMParams` with ``g_min``/``g_max`` computed from the MTJ numbers."""
-    if "g_min" in fields or "g_max" in fields:
-        raise ValueError("g_min/g_max are derived from r_p, tmr0, v_h, v_read, mtjs_per_cell; "
-                         "do not pass them")
-    p = STTMRAMParams(**fields)
-    g_min, g_max = conductance_window(p.r_p, p.tmr0, p.v_h, p.v_read, int(p.mtjs_per_cell))
-    p = dataclasses.replace(p, g_min=g_min, g_max=g_max)
-    p.validate()
-    return p
-
-
-def _pma_preset(delta: float, mtjs_per_cell: int = 1) -> STTMRAMParams:
-    """PMA MTJ from the zhuzibn/PMA_LLG README numbers (Δ, α, M_s, P, T, free-layer geometry)."""
-    area, ra = _AREA0, 5e-12                          # m² (50 nm-diameter disc), Ω m² (5 Ω µm²)
-    alpha, pol, temp = 0.028, 0.8, 300.0
-    ic0_p_to_ap = 1.5 * critical_current(alpha, delta, pol, temp)
-    return stt_mram_params(
-        mtjs_per_cell=mtjs_per_cell, r_p=ra / area, tmr0=1.5, v_h=0.5, v_read=0.1, delta=delta,
-        alpha=alpha, polarization=pol, ms=7.0e5, free_layer_volume=area * 1.4e-9, temperature=temp,
-        ic0_ratio_p_to_ap=1.5, i_write=1.5 * ic0_p_to_ap, t_write=10e-9,
-    )
-
-
 # ----------------------------------------------------------------------------- device
 class STTMRAM(Device):
     """Array of STT-MRAM cells of ``mtjs_per_cell`` binary MTJs each (see module docstring).
 
-    Presets. Numbers tagged [M] in the project notes are typical literature values that were
-    not checked against the paper here: τ0 = 1 ns (the Néel–Brown attempt time usually quoted
-    with Koch et al., PRL 2004), V_h = 0.5 V (usually attributed to the TMR(V) form of the
-    Zhang/Zhao PMA-MTJ compact model, IEEE TED 2012); and, with no single source attributed:
-    I_c0(P→AP)/I_c0(AP→P) = 1.5, D2D spreads σ_R = 3 % and σ_Δ = 5 %, read noise 0.5 %.
-
-    * ``"pma_mtj_delta56"`` (default): Δ = 56, α = 0.028, M_s = 700 emu/cm³ = 7e5 A/m, P = 0.8,
-      T = 300 K, free layer 25 nm × 25π nm × 1.4 nm -- the parameters listed in the
-      ``zhuzibn/PMA_LLG`` README; I_c0 = 81 µA from Sun (2000)/Khvalkovskiy (2013).
-      R_P = RA / A = 2.55 kΩ with RA = 5 Ω µm² (UMN MTJ model), TMR0 = 150 %
-      (``zhuzibn/SOT_STT_compact_model`` README), v_read = 0.1 V. Write: 1.5 × I_c0(P→AP)
-      for 10 ns (the "≈1.5-2 × I_c0 at ~10 ns for WER < 1e-6" rule of thumb [M]): WER(P→AP)
-      ≈ 2.5e-6 at the median Δ, ≈ 1e-5 averaged over the σ_Δ spread; WER(AP→P) < 1e-10.
-    * ``"stochastic_mtj_delta25"``: the same stack with a low barrier Δ = 25 (τ_ret ≈ 72 s), a
-      volatile/stochastic MTJ for retention studies and stochastic binary synapses in the style
-      of Vincent et al., IEEE Trans. Biomed. Circuits Syst. (2015). Illustrative, not a measured
-      device (Δ = 25 is chosen, not taken from that paper).
-    * ``"pma_mtj_delta56_x4"``: the default MTJ, four per cell (5 levels).
+    Presets and the provenance of every value: :mod:`devices.stt_mram_params`.
 
     Writing: a positive pulse count drives MTJs toward P (higher G), a negative one toward AP;
     ``i_write`` is the current through each MTJ. In :meth:`apply_pulses` one pulse addresses all
@@ -211,12 +86,10 @@ class STTMRAM(Device):
 
     family = "stt_mram"
     params_type = STTMRAMParams
-    presets = {
-        "pma_mtj_delta56": _pma_preset(56.0),
-        "stochastic_mtj_delta25": _pma_preset(25.0),
-        "pma_mtj_delta56_x4": _pma_preset(56.0, mtjs_per_cell=4),
-    }
+    presets = PRESETS
+    provenance = PROVENANCE
     default_preset = "pma_mtj_delta56"
+    slot_seconds = 2.5e-4
 
     @classmethod
     def resolve_params(cls, preset=None, params=None, **overrides):
@@ -229,8 +102,10 @@ class STTMRAM(Device):
                 window = {k: overrides[k] for k in overrides.keys() & _WINDOW_FIELDS}
                 merged = dataclasses.replace(base, **window)
                 try:
+                    merged._check_types()
+                    merged._validate_family()
                     g_min, g_max = conductance_window(merged.r_p, merged.tmr0, merged.v_h, merged.v_read,
-                                                      int(merged.mtjs_per_cell))
+                                                      merged.mtjs_per_cell)
                 except (TypeError, ValueError, ZeroDivisionError, OverflowError):
                     pass  # validate() reports the bad field
                 else:
@@ -286,37 +161,74 @@ class STTMRAM(Device):
 
     def state_at(self, t: float = 0.0) -> Tensor:
         """MTJ states (int8, 1 = AP) seen ``t`` s after programming; deterministic in ``t``."""
-        t = self._check_time(t)
+        t = self._check_read_time(t)
         if t == 0.0:
             return self.state
         flipped = (self._u_ret < self.retention_failure_probability(t)) & ~self._stuck_mtj
         return torch.where(flipped, 1 - self.state, self.state)
 
+    def conductance_at(self, t: float = 0.0) -> Tensor:
+        """Noise-free cell conductance (S) of the MTJ states seen ``t`` s after programming."""
+        return self._apply_faults(self._cell_g(self.state_at(t)))
+
+    def read_disturb_probability(self) -> Tensor:
+        """Per-MTJ probability (``(*shape, n)``) that one read flips it (module docstring):
+        the read current ``v_read·G_mtj`` of MTJs in the state the read polarity pushes away
+        from, in the switching law of a pulse of ``read_duration``; 0 for the other MTJs."""
+        return self._disturb_probability(self.state)
+
+    def _disturb_probability(self, state: Tensor) -> Tensor:
+        p = self.params
+        if p.read_polarity == "p_to_ap":
+            victim, g, ic0 = P_STATE, self._g_p, self.mtj_ic0_p_to_ap
+        else:
+            victim, g, ic0 = AP_STATE, self._g_ap, self.mtj_ic0_ap_to_p
+        i_read = p.v_read * g
+        t_r = torch.full_like(i_read, p.read_duration)
+        p_sw = piecewise_switching_probability(i_read / ic0, t_r, self.mtj_delta, p.tau0, precession_time(p, ic0))
+        return torch.where((state == victim) & ~self._stuck_mtj, p_sw, torch.zeros_like(p_sw))
+
+    def _disturb(self, state: Tensor) -> None:
+        """One read's disturb: MTJs flip with :meth:`read_disturb_probability` of ``state`` (the
+        states the read sees); the flip is stored (retention flips are symmetric telegraph
+        events, so a stored flip composes with them by parity)."""
+        flip = self._rand((*self.shape, self.n_mtj)) < self._disturb_probability(state)
+        self.state = torch.where(flip, 1 - self.state, self.state).to(torch.int8)
+
     def read(self, t: float = 0.0) -> Tensor:
-        """Conductance (S) read ``t`` s after programming: retention flips, then fresh read noise."""
-        return self._noisy_cell_read(self.state_at(t))
+        """Conductance (S) read ``t`` s after programming: retention flips, fresh read noise, and the
+        read disturb of this read (it changes the stored state for later reads, not this one)."""
+        state = self.state_at(t)
+        g = self._noisy_cell_read(state)
+        self._disturb(state)
+        return g
 
     def _noisy_cell_read(self, state: Tensor | None = None) -> Tensor:
         g = self._apply_faults(self._cell_g(self.state if state is None else state))
         return torch.clamp(g * (1.0 + self.params.read_noise * self._randn()), min=0.0)
 
+    def _cell_iv(self, state: Tensor, v: Tensor) -> Tensor:
+        p = self.params
+        g_par = torch.where(state == P_STATE, self._g_p, 0.0).sum(-1)
+        g_anti = torch.where(state == AP_STATE, self._g_p, 0.0).sum(-1)
+        return v * (g_par + g_anti / (1.0 + tmr(v, p.tmr0, p.v_h)))
+
     def current(self, voltage) -> Tensor:
         """Cell current (A): ``V · [Σ_P 1/R_P,k + Σ_AP 1/(R_P,k (1 + TMR(V)))]``, differentiable in V."""
-        v = voltage if isinstance(voltage, Tensor) else torch.as_tensor(voltage, dtype=self.dtype)
-        v = v.to(dtype=self.dtype, device=self.device)
-        if not bool(torch.isfinite(v.detach()).all()):
-            raise ValueError("voltage must be finite (no NaN/inf)")
-        try:
-            out_shape = torch.broadcast_shapes(v.shape, self.shape)
-        except RuntimeError as exc:
-            raise ValueError(f"voltage has shape {tuple(v.shape)}, which does not broadcast to the "
-                             f"device array shape {self.shape}") from exc
-        v = v.expand(out_shape)
-        p = self.params
-        g_par = torch.where(self.state == P_STATE, self._g_p, 0.0).sum(-1)
-        g_anti = torch.where(self.state == AP_STATE, self._g_p, 0.0).sum(-1)
-        i = v * (g_par + g_anti / (1.0 + tmr(v, p.tmr0, p.v_h)))
-        return self._apply_faults_current(v, i)
+        v = self._voltage(voltage)
+        return self._apply_faults_current(v, self._cell_iv(self.state, v))
+
+    def _iv_at(self, t: float):
+        state, stuck = self.state_at(t).clone(), self.stuck.clone()
+        g_p, p, g_max, g_min = self._g_p.clone(), self.params, self.g_max, self.g_min
+
+        def iv(v):
+            g_par = torch.where(state == P_STATE, g_p, 0.0).sum(-1)
+            g_anti = torch.where(state == AP_STATE, g_p, 0.0).sum(-1)
+            i = v * (g_par + g_anti / (1.0 + tmr(v, p.tmr0, p.v_h)))
+            s = stuck.expand(v.shape) if v.dim() > stuck.dim() else stuck
+            return torch.where(s == 1, v * g_max, torch.where(s == -1, v * g_min, i))
+        return iv
 
     # ------------------------------------------------------------------ switching
     def switching_probability(self, current=None, pulse_width=None, direction: str = "ap_to_p", *,
@@ -337,17 +249,18 @@ class STTMRAM(Device):
         ic0 = self.mtj_ic0_ap_to_p if direction == "ap_to_p" else self.mtj_ic0_p_to_ap
         return piecewise_switching_probability(i / ic0, t_p, self.mtj_delta, p.tau0, precession_time(p, ic0))
 
-    def apply_pulses(self, pulses, *, current=None, width=None) -> Tensor:
+    def apply_pulses(self, pulses, *, current=None, width=None, max_steps: int | None = None) -> Tensor:
         """Apply signed pulse counts per cell (>0 toward P / higher G, <0 toward AP); return G (S).
 
         Every pulse addresses all MTJs of a cell; each MTJ not in the pulse's target state
         switches with its own P_sw(current, width). ``current`` (A, magnitude) and ``width`` (s)
-        default to ``i_write``/``t_write``. Stuck cells ignore pulses.
+        default to ``i_write``/``t_write``. Stuck cells ignore pulses. At most ``max_steps``
+        (default 10 000) pulse slots per call.
         """
-        n = self._pulse_counts(pulses)
+        n = self._pulse_counts(pulses, max_steps)
         p_to_p = self.switching_probability(current, width, "ap_to_p", _width_name="width")
         p_to_ap = self.switching_probability(current, width, "p_to_ap", _width_name="width")
-        steps = int(n.abs().max()) if n.numel() else 0
+        steps = max(int(n.max()), -int(n.min())) if n.numel() else 0
         sign = n.sign().unsqueeze(-1)
         for k in range(steps):
             live = ((n.abs() > k).unsqueeze(-1)) & ~self._stuck_mtj
@@ -385,11 +298,13 @@ class STTMRAM(Device):
         self.state = torch.where(ok, desired, self.state)
 
     def _verify_read_mtj(self) -> Tensor:
-        """Per-MTJ verify read (with read noise) classified against the nominal P/AP midpoint."""
+        """Per-MTJ verify read (with read noise) classified against the nominal P/AP midpoint; the
+        read disturbs like any read."""
         p = self.params
         g = torch.where(self.state == P_STATE, self._g_p, self._g_ap)
         g = g * (1.0 + p.read_noise * self._randn((*self.shape, self.n_mtj)))
         thr = 0.5 * (self.g_max + self.g_min) / self.n_mtj
+        self._disturb(self.state)
         return torch.where(g > thr, P_STATE, AP_STATE).to(torch.int8)
 
     def program(self, target_conductance, *, verify: bool = False, tolerance: float | None = None,
@@ -402,9 +317,9 @@ class STTMRAM(Device):
         right or its noisy read is within ``tolerance`` (S) of the target, or when it has
         received ``max_pulses`` MTJ pulses. ``pulses`` counts MTJ pulses per cell.
         """
+        verify, tolerance, max_pulses = self._program_args(verify, tolerance, max_pulses)
         target = self.check_target(target_conductance, clip)
-        if verify:
-            tolerance, max_pulses = self._check_verify_args(tolerance, max_pulses)
+        g_before = self.conductance()
         k = self.target_levels(target, clip=True)
         desired = self._desired_state(k)
         wrong = self.state != desired
@@ -428,7 +343,8 @@ class STTMRAM(Device):
                 pulses = pulses + mask.sum(-1) + (active & stuck).long()
                 wrong = self._verify_read_mtj() != desired
                 noisy = self._noisy_cell_read()
+                self._disturb(self.state)
                 done = ((~wrong.any(-1)) & ~stuck) | ((noisy - target).abs() <= tolerance)
                 active = active & ~done & (pulses < max_pulses)
         self._mark_programmed()
-        return self._result(self._cell_g(self.state), target, pulses, tolerance if verify else None)
+        return self._result(self._cell_g(self.state), target, pulses, tolerance, g_before)

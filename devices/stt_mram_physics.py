@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .validation import check_scalar
+from .validation import as_tensor, check_real
 
 if TYPE_CHECKING:
     from .stt_mram import STTMRAMParams
@@ -99,10 +99,10 @@ def critical_current(alpha, delta, polarization, temperature):
     """
     scalar = all(isinstance(x, (int, float)) for x in (alpha, delta, polarization, temperature))
     if scalar:
-        check_scalar("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-        check_scalar("delta", delta, low=0.0, low_open=True)
-        check_scalar("polarization", polarization, low=0.0, high=1.0, low_open=True)
-        check_scalar("temperature", temperature, low=0.0, low_open=True)
+        check_real("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_real("delta", delta, low=0.0, low_open=True)
+        check_real("polarization", polarization, low=0.0, high=1.0, low_open=True)
+        check_real("temperature", temperature, low=0.0, low_open=True)
     eta = polarization / (1.0 + polarization ** 2)
     ic0 = 4.0 * E_CHARGE * alpha * K_B * temperature * delta / (HBAR * eta)
     return float(ic0) if scalar else ic0
@@ -147,14 +147,15 @@ def switching_probability(current, pulse_width, params: "STTMRAMParams", *, dire
     Returns the probability tensor (float64 unless ``delta`` is a tensor of another dtype).
     """
     dtype = delta.dtype if isinstance(delta, Tensor) else torch.float64
-    i = torch.as_tensor(current, dtype=dtype)
-    t_p = torch.as_tensor(pulse_width, dtype=dtype)
-    if not bool(torch.isfinite(i).all()) or bool((i < 0).any()):
+    device = delta.device if isinstance(delta, Tensor) else (current.device if isinstance(current, Tensor) else "cpu")
+    i = as_tensor("current", current, dtype=dtype, device=device)
+    t_p = as_tensor("pulse_width", pulse_width, dtype=dtype, device=device)
+    if bool((i < 0).any()):
         raise ValueError("current must be a finite magnitude >= 0 A (direction sets the polarity)")
-    if not bool(torch.isfinite(t_p).all()) or bool((t_p <= 0).any()):
+    if bool((t_p <= 0).any()):
         raise ValueError("pulse_width must be finite and > 0 s")
     ic0 = critical_current_for(params, direction)
-    d = torch.as_tensor(params.delta if delta is None else delta, dtype=dtype)
+    d = torch.as_tensor(params.delta if delta is None else delta, dtype=dtype, device=device)
     ic0 = ic0 * d / params.delta
     return piecewise_switching_probability(i / ic0, t_p, d, params.tau0, precession_time(params, ic0))
 
@@ -162,9 +163,10 @@ def switching_probability(current, pulse_width, params: "STTMRAMParams", *, dire
 def retention_failure_probability(t, params: "STTMRAMParams", *, delta=None) -> Tensor:
     """Probability ``(1 − exp(−2t/τ_ret))/2`` that an MTJ reads flipped ``t`` s after programming,
     ``τ_ret = τ0 exp(Δ)`` (``delta`` optionally per MTJ)."""
-    t = check_scalar("t", t, low=0.0)
+    t = check_real("t", t, low=0.0)
     d = torch.as_tensor(params.delta if delta is None else delta,
-                        dtype=delta.dtype if isinstance(delta, Tensor) else torch.float64)
+                        dtype=delta.dtype if isinstance(delta, Tensor) else torch.float64,
+                        device=delta.device if isinstance(delta, Tensor) else "cpu")
     if t == 0.0:
         return torch.zeros_like(d)
     return -0.5 * torch.expm1(-2.0 * torch.exp(math.log(t) - math.log(params.tau0) - d))

@@ -59,6 +59,9 @@ rates are multiplied by independent lognormal factors ``exp(σ_c2c ξ)`` drawn f
 
 Presets (SI units)
 ------------------
+Every value's status (measured, derived, setting or assumed) is in ``VolatileMemristor.provenance``;
+the Ag-diffusive and NbO₂ values are all assumed.
+
 ``"mif_kang2021"`` — the MIF paper's memristors. The coded defaults of the MIF snnTorch code
 (R_on 1 kΩ, R_off 100 kΩ, v_on 110, v_off 5, τ 100 steps, k_th 15 = 0.6 × 25, C 1e-4, E1 0,
 E2 50, readout 30) are read as mV-like voltages on a unit time step. The SI set uses a voltage
@@ -90,15 +93,15 @@ neuron.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-from .validation import check_scalar
 from .base import STUCK_NONE, CommonParams, Device, ProgramResult
+from .provenance import assumed, check_provenance, derived, measured, setting
+from .validation import as_tensor, check_real
+from .volatile_physics import (SwitchParameters, validate_switch_parameters, volatile_conductance, volatile_rates,
+                               volatile_steady_state, volatile_step)
 
 __all__ = ["VolatileMemristor", "VolatileParams", "SwitchParameters", "volatile_params", "volatile_step",
            "volatile_conductance", "volatile_rates", "volatile_steady_state", "validate_switch_parameters",
@@ -106,98 +109,6 @@ __all__ = ["VolatileMemristor", "VolatileParams", "SwitchParameters", "volatile_
 
 Tensor = torch.Tensor
 _WINDOW_FIELDS = frozenset({"r_on", "r_off"})
-
-
-# ----------------------------------------------------------------------------- functional core
-class SwitchParameters(NamedTuple):
-    """Dynamical parameters of a volatile MSS switch (floats or broadcastable tensors).
-
-    Defaults are the ``"mif_kang2021"`` preset.
-
-    Attributes:
-        r_on: ON resistance R_on (Ω).
-        r_off: OFF resistance R_off (Ω).
-        v_on: switch-ON threshold voltage v_on (V).
-        v_off: relaxation (hold) voltage v_off (V), below which the device relaxes OFF.
-        tau: relaxation (OFF) time constant τ (s).
-        tau_on: switching-ON time constant τ_on (s).
-        k_th: softness of both thresholds (V).
-        bipolar: use |V| (symmetric threshold switch) instead of the signed V.
-        c2c_sigma: lognormal cycle-to-cycle spread of both rates, per step (needs a generator).
-        feedback: regenerative-switching strength ρ ∈ [0, 1] (0: pure MSS, exact update).
-    """
-
-    r_on: float | Tensor = 1e3
-    r_off: float | Tensor = 1e5
-    v_on: float | Tensor = 0.110
-    v_off: float | Tensor = 0.005
-    tau: float | Tensor = 1e-4
-    tau_on: float | Tensor = 1e-4
-    k_th: float | Tensor = 0.015
-    bipolar: bool = False
-    c2c_sigma: float = 0.0
-    feedback: float = 0.0
-
-
-def _log(t):
-    return torch.log(t) if isinstance(t, Tensor) else math.log(t)
-
-
-def volatile_conductance(x: Tensor, p: SwitchParameters) -> Tensor:
-    """``G = x / R_on + (1 − x) / R_off`` (S)."""
-    return x / p.r_on + (1.0 - x) / p.r_off
-
-
-def _neg_log_rates(v: Tensor, p: SwitchParameters, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """``(−log a, −log b)``. ``−log σ(z) = softplus(−z)``, exact to rounding with threshold 50
-    (log1p(e^−50) ≈ 2e−22); unlike ``F.logsigmoid`` it has no slow path for large |z|."""
-    vv = v.abs() if p.bipolar else v
-    th_on, th_off = p.v_on, p.v_off
-    if p.feedback:
-        window = p.v_on - p.v_off
-        th_on = p.v_on if x is None else p.v_on - (p.feedback * window) * x
-        th_off = th_on - (1.0 - p.feedback) * window
-    na = F.softplus((th_on - vv) / p.k_th, threshold=50.0) + _log(p.tau_on)
-    nb = F.softplus((vv - th_off) / p.k_th, threshold=50.0) + _log(p.tau)
-    return na, nb
-
-
-def volatile_rates(v: Tensor, p: SwitchParameters, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The ON and OFF rates ``a = σ((V' − v_on)/k_th)/τ_on`` and ``b = σ((v_off − V')/k_th)/τ`` (1/s)
-    (with ``feedback`` > 0 the thresholds move with the state ``x``; x = None: x = 0)."""
-    na, nb = _neg_log_rates(v, p, x)
-    return torch.exp(-na), torch.exp(-nb)
-
-
-def volatile_steady_state(v: Tensor, p: SwitchParameters, x: Tensor | None = None) -> Tensor:
-    """``x∞(V) = a / (a + b)``, the state a device settles to under a constant voltage V (with
-    ``feedback`` > 0: for the thresholds frozen at state ``x``; x = None: x = 0)."""
-    na, nb = _neg_log_rates(v, p, x)
-    return torch.sigmoid(nb - na)
-
-
-def volatile_step(x: Tensor, v: Tensor, dt, p: SwitchParameters,
-                  generator: torch.Generator | None = None) -> Tensor:
-    r"""Exact state update over ``dt`` (s) under a voltage ``v`` (V) held constant.
-
-    ``x ← x∞ + (x − x∞)·exp(−(a + b)·Δt)`` with ``x∞ = a/(a + b)`` (see the module docstring).
-    Unconditionally stable and differentiable in ``x``, ``v`` and every parameter. With
-    ``p.c2c_sigma > 0`` both rates get independent lognormal factors ``exp(σ ξ)`` drawn from
-    ``generator`` (required then; the function never touches the global RNG). With
-    ``p.feedback`` > 0 the thresholds are frozen at the starting ``x`` (stable, not exact).
-    """
-    na, nb = _neg_log_rates(v, p, x)
-    if p.c2c_sigma > 0:
-        if generator is None:
-            raise ValueError("generator must be a torch.Generator when c2c_sigma > 0 (randomness is explicit)")
-        shape = torch.broadcast_shapes(na.shape, nb.shape, x.shape)
-        na = na + p.c2c_sigma * torch.randn(shape, generator=generator, dtype=na.dtype, device=na.device)
-        nb = nb + p.c2c_sigma * torch.randn(shape, generator=generator, dtype=nb.dtype, device=nb.device)
-    x_inf = torch.sigmoid(nb - na)
-    # x + (x∞ − x)(1 − e^{−(a+b)Δt}) with expm1: exact at Δt = 0, accurate for tiny steps; the
-    # clamp only removes rounding (the result is a convex combination of x and x∞).
-    frac = -torch.expm1(-dt * (torch.exp(-na) + torch.exp(-nb)))
-    return (x + (x_inf - x) * frac).clamp(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -241,30 +152,36 @@ class VolatileParams(CommonParams):
     read_noise: float = 0.0
     feedback: float = 0.0
 
-    def validate(self) -> None:
-        check_scalar("r_on", self.r_on, low=0.0, low_open=True)
-        check_scalar("r_off", self.r_off, low=0.0, low_open=True)
+    bounds = {**CommonParams.bounds, "g_min": (0.0, 1e3), "g_max": (0.0, 1e3, True), "v_read": (0.0, 10.0, True),
+              "r_on": (1e-3, 1e15), "r_off": (1e-3, 1e15), "v_on": (-100.0, 100.0), "v_off": (-100.0, 100.0),
+              "tau": (1e-15, 1e6), "tau_on": (1e-15, 1e6), "k_th": (1e-6, 10.0), "v_set": (0.0, 100.0, True),
+              "t_pulse": (0.0, 1e3, True)}
+
+    def _validate_family(self) -> None:
+        check_real("r_on", self.r_on, low=0.0, low_open=True)
+        check_real("r_off", self.r_off, low=0.0, low_open=True)
         if not self.r_on < self.r_off:
             raise ValueError(f"r_on must be < r_off, got r_on={self.r_on:g} Ω, r_off={self.r_off:g} Ω")
-        check_scalar("v_on", self.v_on)
-        check_scalar("v_off", self.v_off)
+        check_real("v_on", self.v_on)
+        check_real("v_off", self.v_off)
         if not self.v_off < self.v_on:
             raise ValueError(f"v_off must be < v_on, got v_off={self.v_off:g} V, v_on={self.v_on:g} V")
         for name in ("tau", "tau_on", "k_th", "v_set", "t_pulse"):
-            check_scalar(name, getattr(self, name), low=0.0, low_open=True)
-        for name in ("d2d_r_sigma", "c2c_sigma", "read_noise"):
-            check_scalar(name, getattr(self, name), low=0.0)
-        check_scalar("feedback", self.feedback, low=0.0, high=1.0)
+            check_real(name, getattr(self, name), low=0.0, low_open=True)
+        for name in ("d2d_r_sigma", "c2c_sigma"):
+            check_real(name, getattr(self, name), low=0.0, high=5.0)
+        check_real("read_noise", self.read_noise, low=0.0, high=1.0)
+        check_real("feedback", self.feedback, low=0.0, high=1.0)
         for name in ("d2d_v_sigma", "d2d_tau_sigma"):
-            check_scalar(name, getattr(self, name), low=0.0, high=1 / 3, high_open=True)
-        if not isinstance(self.bipolar, bool):
-            raise TypeError(f"bipolar must be a bool, got {self.bipolar!r}")
+            check_real(name, getattr(self, name), low=0.0, high=1 / 3, high_open=True)
+
+    def _validate_common(self) -> None:
         for name, want in (("g_min", 1.0 / self.r_off), ("g_max", 1.0 / self.r_on)):
             got = float(getattr(self, name))
             if not abs(got - want) <= 1e-9 * want:
-                raise ValueError(f"{name} must equal {'1/r_off' if name == 'g_min' else '1/r_on'} = {want:.6g} S "
-                                 f"(derived), got {got:.6g} S; set r_on/r_off instead")
-        super().validate()
+                raise ValueError(f"{name} is derived: it must equal {'1/r_off' if name == 'g_min' else '1/r_on'} = "
+                                 f"{want:.6g} S, got {got:.6g} S; set r_on/r_off instead")
+        super()._validate_common()
 
     def switch_parameters(self) -> SwitchParameters:
         """The nominal (variation-free) :class:`SwitchParameters` of this preset."""
@@ -277,6 +194,8 @@ def volatile_params(**fields) -> VolatileParams:
     if "g_min" in fields or "g_max" in fields:
         raise ValueError("g_min/g_max are derived from r_off/r_on; do not pass them")
     p = VolatileParams(**fields)
+    p._check_types()
+    p._validate_family()
     p = dataclasses.replace(p, g_min=1.0 / p.r_off, g_max=1.0 / p.r_on)
     p.validate()
     return p
@@ -298,6 +217,34 @@ NBO2_PICKETT2013 = volatile_params(
 PRESETS = {"mif_kang2021": MIF_KANG2021, "ag_diffusive_wang2017": AG_DIFFUSIVE_WANG2017,
            "nbo2_pickett2013": NBO2_PICKETT2013}
 
+_KANG = "Kang et al. TCAS-I 2021 MIF snnTorch code defaults (allzp/snntorch), mapped to SI (1 mV, 1 us per code unit)"
+_WANG = ("literature-typical range for Ag diffusive memristors (Wang et al. Nat. Mater. 2017), "
+         "not checked against a table")
+_PICKETT = "literature-typical NbO2 Mott switch value (Pickett et al. Nat. Mater. 2013), not checked against a table"
+_VOL_COMMON = {"g_min": derived("computed: 1 / r_off"), "g_max": derived("computed: 1 / r_on"),
+               "v_read": setting("read voltage"),
+               "p_stuck_on": setting("no faults by default"), "p_stuck_off": setting("no faults by default"),
+               "retention_beyond_data": setting("unused: relaxation holds for all t"),
+               "v_set": setting("default pulse amplitude"), "t_pulse": setting("default pulse width"),
+               "read_noise": setting("noise-free reads by default")}
+PROVENANCE = {
+    "mif_kang2021": {**_VOL_COMMON, **{k: measured(_KANG) for k in ("r_on", "r_off", "v_on", "v_off", "tau",
+                                                                    "tau_on", "k_th")},
+                     "bipolar": measured("polar device, as in the MIF code (allzp/snntorch, Kang et al. 2021)"),
+                     "feedback": measured("pure MSS (0), as in the MIF code (allzp/snntorch, Kang et al. 2021)"),
+                     **{k: setting("ideal devices of the paper (no variation)")
+                        for k in ("d2d_r_sigma", "d2d_v_sigma", "d2d_tau_sigma", "c2c_sigma")}},
+    "ag_diffusive_wang2017": {**_VOL_COMMON, **{k: assumed(_WANG) for k in (
+        "r_on", "r_off", "v_on", "v_off", "tau", "tau_on", "k_th", "bipolar", "d2d_r_sigma", "d2d_v_sigma",
+        "d2d_tau_sigma", "c2c_sigma")}, "feedback": assumed("regenerative switching (modelling choice)")},
+    "nbo2_pickett2013": {**_VOL_COMMON, **{k: assumed(_PICKETT) for k in (
+        "r_on", "r_off", "v_on", "v_off", "tau", "tau_on", "k_th", "bipolar", "d2d_r_sigma", "d2d_v_sigma",
+        "d2d_tau_sigma", "c2c_sigma")},
+        "feedback": assumed("regenerative switching (thermal runaway, modelling choice)")},
+}
+for _name, _params in PRESETS.items():
+    check_provenance(_params, PROVENANCE[_name], _name)
+
 
 # ----------------------------------------------------------------------------- device
 class VolatileMemristor(Device):
@@ -310,7 +257,9 @@ class VolatileMemristor(Device):
     family = "volatile"
     params_type = VolatileParams
     presets = PRESETS
+    provenance = PROVENANCE
     default_preset = "mif_kang2021"
+    slot_seconds = 3.5e-4
 
     @classmethod
     def resolve_params(cls, preset=None, params=None, **overrides):
@@ -321,9 +270,12 @@ class VolatileMemristor(Device):
             if isinstance(base, VolatileParams) and (preset is None or params is None):
                 r_on, r_off = overrides.get("r_on", base.r_on), overrides.get("r_off", base.r_off)
                 try:
-                    overrides = {**overrides, "g_min": 1.0 / float(r_off), "g_max": 1.0 / float(r_on)}
-                except (TypeError, ValueError, ZeroDivisionError):
+                    r_on = check_real("r_on", r_on, low=0.0, low_open=True)
+                    r_off = check_real("r_off", r_off, low=0.0, low_open=True)
+                except ValueError:
                     pass  # validate() reports the bad field
+                else:
+                    overrides = {**overrides, "g_min": 1.0 / r_off, "g_max": 1.0 / r_on}
         return super().resolve_params(preset=preset, params=params, **overrides)
 
     # ------------------------------------------------------------------ construction
@@ -357,9 +309,13 @@ class VolatileMemristor(Device):
 
     def relaxed_state(self, t: float) -> Tensor:
         """The state after ``t`` s at 0 V from the present one (exact; no noise, no mutation)."""
-        t = self._check_time(t)
+        t = self._check_read_time(t)
         p = self.dynamics._replace(c2c_sigma=0.0)
         return volatile_step(self.x, torch.zeros_like(self.x), t, p)
+
+    def conductance_at(self, t: float = 0.0) -> Tensor:
+        """Noise-free conductance (S) after ``t`` s of relaxation at 0 V from the present state."""
+        return self._apply_faults(self._conductance_of(self.relaxed_state(t)))
 
     def read(self, t: float = 0.0) -> Tensor:
         """Conductance (S) ``t`` s after the last write, the state having relaxed at 0 V for ``t``
@@ -371,16 +327,14 @@ class VolatileMemristor(Device):
 
     def current(self, voltage) -> Tensor:
         """Ohmic ``I = G(x) · V`` (A) of the present state; differentiable, leading batch dims allowed."""
-        v = torch.as_tensor(voltage, dtype=self.dtype, device=self.device)
-        if torch.isnan(v).any():
-            raise ValueError("voltage contains NaN")
+        v = self._voltage(voltage)
         return self._apply_faults_current(v, self._conductance_of(self.x) * v)
 
     # ------------------------------------------------------------------ dynamics
     def step(self, voltage, dt: float) -> Tensor:
         """Hold ``voltage`` (V, broadcast to the array) for ``dt`` s (exact update, C2C noise if
         enabled); return the current (A) at the end of the step."""
-        dt = check_scalar("dt", dt, low=0.0)
+        dt = check_real("dt", dt, low=0.0)
         v = self._tensor("voltage", voltage)
         new = volatile_step(self.x, v, dt, self.dynamics, self.generator)
         self.x = torch.where(self.stuck == STUCK_NONE, new, self.x)
@@ -392,9 +346,10 @@ class VolatileMemristor(Device):
         Returns ``(currents, states)``, each ``(T, *shape)``: the current (A) and state at the end
         of every step. Mutates the state.
         """
-        v = torch.as_tensor(voltages, dtype=self.dtype, device=self.device)
-        if v.dim() == 0:
-            raise ValueError("voltages must be time-major with shape (T, *shape)")
+        dt = check_real("dt", dt, low=0.0)
+        v = as_tensor("voltages", voltages, dtype=self.dtype, device=self.device)
+        if v.dim() != len(self.shape) + 1 or tuple(v.shape[1:]) != self.shape:
+            raise ValueError(f"voltages must be time-major with shape (T, *{self.shape}), got {tuple(v.shape)}")
         currents, states = [], []
         for k in range(v.shape[0]):
             currents.append(self.step(v[k], dt))
@@ -402,7 +357,7 @@ class VolatileMemristor(Device):
         return torch.stack(currents), torch.stack(states)
 
     def apply_pulses(self, pulses, *, amplitude: float | None = None, width: float | None = None,
-                     interval: float = 0.0) -> Tensor:
+                     interval: float = 0.0, max_steps: int | None = None) -> Tensor:
         """Signed pulse counts: ``n > 0`` pulses at ``+amplitude``, ``n < 0`` at ``−amplitude``
         (default ``v_set``), each ``width`` s (default ``t_pulse``) followed by ``interval`` s at 0 V.
 
@@ -410,13 +365,13 @@ class VolatileMemristor(Device):
         pulses sits at 0 V and relaxes). A negative pulse switches a polar device OFF but a
         bipolar one ON: only rest relaxes a bipolar switch. Returns the conductance (S).
         """
-        n = self._pulse_counts(pulses)
+        n = self._pulse_counts(pulses, max_steps)
         p = self.params
-        amp = p.v_set if amplitude is None else check_scalar("amplitude", amplitude, low=0.0, low_open=True)
-        width = p.t_pulse if width is None else check_scalar("width", width, low=0.0, low_open=True)
-        interval = check_scalar("interval", interval, low=0.0)
+        amp = p.v_set if amplitude is None else check_real("amplitude", amplitude, low=0.0, low_open=True)
+        width = p.t_pulse if width is None else check_real("width", width, low=0.0, low_open=True)
+        interval = check_real("interval", interval, low=0.0)
         zero = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
-        for k in range(int(n.abs().max()) if n.numel() else 0):
+        for k in range(max(int(n.max()), -int(n.min())) if n.numel() else 0):
             v = torch.where(n > k, zero + amp, torch.where(n < -k, zero - amp, zero))
             self.step(v, width)
             if interval > 0:
@@ -431,32 +386,11 @@ class VolatileMemristor(Device):
         outside a device's own window (D2D) give the nearest end, reported in ``error``. With
         ``verify=True``, ``converged`` flags ``|error| ≤ tolerance`` (default 1 % of the window).
         """
+        verify, tol, max_pulses = self._program_args(verify, tolerance, max_pulses)
         target = self.check_target(target_conductance, clip)
+        g_before = self.conductance()
         g_off, g_on = 1.0 / self.r_off, 1.0 / self.r_on
         x = ((target - g_off) / (g_on - g_off)).clamp(0.0, 1.0)
         self.x = torch.where(self.stuck == STUCK_NONE, x, self.x)
         pulses = (self.stuck == STUCK_NONE).long()
-        tol = self._check_verify_args(tolerance, max_pulses)[0] if verify else None
-        return self._result(self._conductance_of(self.x), target, pulses, tol)
-
-
-def validate_switch_parameters(p: SwitchParameters, name: str = "switch") -> None:
-    """Raise ``ValueError`` naming ``name.field`` if a (possibly per-device tensor) parameter of a
-    :class:`SwitchParameters` is non-finite or out of range (r_on < r_off, v_off < v_on, τ, k_th > 0)."""
-    def arr(field):
-        return torch.as_tensor(getattr(p, field), dtype=torch.float64)
-
-    for field in ("r_on", "r_off", "v_on", "v_off", "tau", "tau_on", "k_th", "c2c_sigma"):
-        if not bool(torch.isfinite(arr(field)).all()):
-            raise ValueError(f"{name}.{field} must be finite (no NaN/inf)")
-    for field in ("r_on", "r_off", "tau", "tau_on", "k_th"):
-        if not bool((arr(field) > 0).all()):
-            raise ValueError(f"{name}.{field} must be in (0, inf), got min {float(arr(field).min()):g}")
-    if not bool((arr("r_on") < arr("r_off")).all()):
-        raise ValueError(f"{name}.r_on must be < {name}.r_off for every device")
-    if not bool((arr("v_off") < arr("v_on")).all()):
-        raise ValueError(f"{name}.v_off must be < {name}.v_on for every device")
-    if not float(p.c2c_sigma) >= 0:
-        raise ValueError(f"{name}.c2c_sigma must be in [0, inf), got {float(p.c2c_sigma):g}")
-    if not 0.0 <= float(p.feedback) <= 1.0:
-        raise ValueError(f"{name}.feedback must be in [0, 1], got {float(p.feedback):g}")
+        return self._result(self._conductance_of(self.x), target, pulses, tol, g_before)

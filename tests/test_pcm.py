@@ -60,7 +60,8 @@ def test_presets_and_defaults():
     assert d.family == "pcm"
     p = d.params
     assert PCM.default_preset == "joshi2020_pcm"
-    assert (p.g_min, p.g_max, p.v_read, p.t0, p.t_read) == pytest.approx((1e-7, 25e-6, 0.2, 20.0, 250e-9), rel=1e-12)
+    # g_min = 0.25 uS: Sandia CrossSim PCM_Joshi's window for Joshi 2020's devices (0.25-25 uS, on/off 100)
+    assert (p.g_min, p.g_max, p.v_read, p.t0, p.t_read) == pytest.approx((0.25e-6, 25e-6, 0.2, 20.0, 250e-9), rel=1e-12)
     assert p.d2d_sigma == 0.0 and torch.equal(d.d2d_factor, torch.ones(3, 4, dtype=torch.float64))
     c = PCM.from_preset("crosssim_pcm_joshi", (2,))
     assert (c.params.g_min, c.params.g_max) == pytest.approx((0.25e-6, 25e-6), rel=1e-12)
@@ -135,6 +136,27 @@ def test_programming_clipped_at_zero():
     p0 = 0.5 * (1 + math.erf(-d.g_min / sigma / math.sqrt(2)))  # P(G_T + sigma z < 0)
     frac = (g == 0).double().mean().item()
     assert abs(frac - p0) < 4 * math.sqrt(p0 * (1 - p0) / N), (frac, p0)
+
+
+def test_window_bottom_clipping_bias_is_documented():
+    """Issue 17: g_min = 0.1 uS had no source and, with sigma_prog = 0.265 uS there, targets near
+    g_min came out +63 % high after the clip at 0 S. g_min = 0.25 uS comes from CrossSim PCM_Joshi
+    (window 0.25-25 uS for Joshi 2020's devices); the clip bias there is
+    E[max(G + sZ, 0)] = G Phi(G/s) + s phi(G/s), +11.8 % at g_min, < 0.1 % from 1 uS up."""
+    def clipped_mean(g, s):
+        a = g / s
+        return g * 0.5 * (1 + math.erf(a / math.sqrt(2))) + s * math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+
+    n = 200_000
+    for g_us, bias in ((0.25, 0.118), (1.0, 0.0)):
+        d = PCM((n,), seed=15)
+        s = sigma_prog_aihwkit(g_us * US / (25 * US))
+        want = clipped_mean(g_us * US, s)
+        assert want / (g_us * US) - 1 == pytest.approx(bias, abs=0.002)
+        got = d.program(torch.full((n,), g_us * US, dtype=torch.float64)).conductance.mean().item()
+        assert got == pytest.approx(want, abs=4 * s / math.sqrt(n))
+    # the old 0.1 uS window bottom: +63-66 % (issue 17 quotes +63 % with sigma 0.265 uS)
+    assert clipped_mean(0.1 * US, sigma_prog_aihwkit(0.1 / 25)) / (0.1 * US) - 1 == pytest.approx(0.645, abs=0.015)
 
 
 # ----------------------------------------------------------------- drift
@@ -259,7 +281,7 @@ def test_apply_pulses_signed_counts_stuck_and_drift_redraw():
     assert bool((g[:2000][free[:2000]] > 5 * d.g_min).all())
     assert torch.equal(d.drift_exponent[2000:], nu_before[2000:])
     assert bool((g[d.stuck == STUCK_OFF] == d.g_min).all())
-    with pytest.raises(ValueError, match="whole numbers"):
+    with pytest.raises(ValueError, match="pulses must be signed integer"):
         d.apply_pulses(0.5)
 
 
@@ -270,23 +292,61 @@ def test_verify_converges_within_100_pulses():
     res = d.program(t, verify=True, tolerance=0.5 * US, max_pulses=100)
     conv = res.converged.double().mean().item()
     assert conv > 0.99, conv
-    assert bool((res.pulses >= 1).all()) and bool((res.pulses <= 100).all())
+    assert bool((res.pulses >= 0).all()) and bool((res.pulses <= 100).all())
     assert torch.equal(res.error, res.conductance - t)
     assert bool((res.error[res.converged].abs() <= 0.5 * US).all())
     assert torch.equal(d.conductance(), res.conductance)
-    # the top of the window (needs ~50 SET pulses) converges too
+    # the top of the window (needs a RESET and ~50 SET pulses) converges too
     top = d.program(torch.full((N,), d.g_max, dtype=torch.float64), verify=True, tolerance=0.5 * US)
     assert top.converged.double().mean().item() > 0.99
     assert 30 < top.pulses.double().mean().item() < 70
 
 
-def test_verify_reads_are_noisy_and_pulses_are_counted():
+@pytest.mark.parametrize("g_us", [1.0, 5.0, 12.0, 20.0])
+def test_verify_guarantees_over_10k_devices(g_us):
+    """Issue 17/15: with the default tolerance verify was worse than no verify at high targets
+    (rms 1.90 uS vs 1.08 uS at 20 uS; devices left at 0.11 uS after a RESET-and-restart used the
+    budget). Now: a fresh array is never left further from the target than it started, no device
+    is left near the RESET level, accepted devices are never pulsed again, and verify beats
+    single-shot programming everywhere."""
+    n = 10_000
+    target = torch.full((n,), g_us * US, dtype=torch.float64)
+    d = PCM((n,), seed=63)
+    res = d.program(target, verify=True)
+    assert bool((res.error.abs() <= res.initial_error.abs()).all())
+    assert float(res.conductance.min()) > 0.8 * g_us * US - 0.2 * US
+    assert int(res.pulses.max()) <= 100
+    rms = float(res.error.pow(2).mean().sqrt())
+    single = float(PCM((n,), seed=63).program(target).error.pow(2).mean().sqrt())
+    assert rms < 0.5 * single
+    assert rms < 0.2 * US
+    assert res.converged.double().mean().item() > 0.95
+    # re-programming an array from random states: devices that end further than they started
+    # are rare and started within about two SET steps (1.5 uS from RESET, 60 % C2C) of the target
+    d2 = PCM((n,), seed=64)
+    d2.program(uniform_targets(d2, seed=5))
+    res2 = d2.program(target, verify=True)
+    worse = res2.error.abs() > res2.initial_error.abs()
+    assert worse.double().mean().item() < 0.002
+    assert bool((res2.initial_error[worse].abs() < 3 * US).all())
+    assert bool((res2.error[worse].abs() < 3 * US).all())
+
+
+def test_verify_budget_is_respected_and_untouched_devices_get_no_pulse():
     d = PCM((N,), seed=62, verify_read_noise=0.03, verify_margin=0.0)
     res = d.program(torch.full((N,), 20 * US, dtype=torch.float64), verify=True, tolerance=0.5 * US)
     assert res.converged.double().mean().item() < 0.9  # 0.6-uS verify-read noise at 20 uS
-    one = d.program(torch.full((N,), 20 * US, dtype=torch.float64), verify=True, max_pulses=1)
-    assert bool((one.pulses == 1).all())  # only the initial RESET
-    assert bool((one.conductance < 2 * d.g_min).all())
+    # a budget too small for a RESET and the climb back: the devices are not touched at all
+    one = d.program(torch.full((N,), 1 * US, dtype=torch.float64), verify=True, max_pulses=1)
+    assert bool((one.pulses <= 1).all())
+    above = one.initial_error > 0.5 * US
+    assert bool((one.pulses[above] == 0).all()) and torch.equal(one.error[above], one.initial_error[above])
+    # a device already at its target is re-programmed only when its first verify read falls
+    # outside the guard band (about 5 % of the reads here), and it then ends converged
+    d = PCM((N,), seed=65)
+    again = d.program(d.conductance(), verify=True)
+    assert float((again.pulses > 0).double().mean()) < 0.08
+    assert float(again.converged.double().mean()) > 0.99
 
 
 # ----------------------------------------------------------------- faults
@@ -299,7 +359,7 @@ def test_stuck_fault_rates_and_behaviour():
     on, off = d.stuck == STUCK_ON, d.stuck == STUCK_OFF
     res = d.program(torch.full((N,), 12.5 * US, dtype=torch.float64), verify=True, tolerance=0.5 * US)
     assert not bool(res.converged[on | off].any())
-    assert bool((res.pulses[on | off] == 100).all())
+    assert bool((res.pulses[on | off] == 0).all())  # stuck devices are never pulsed
     assert bool((res.conductance[on] == d.g_max).all()) and bool((res.conductance[off] == d.g_min).all())
     assert bool((d.read(100.0)[off] == d.g_min).all())
     v = torch.full((N,), 0.7, dtype=torch.float64)
@@ -385,12 +445,12 @@ def test_error_messages():
 @pytest.mark.parametrize("field, value, msg", [
     ("t0", 0.0, r"t0 must be in \(0"),
     ("t_read", -1.0, r"t_read must be in \(0"),
-    ("v0", -0.3, r"v0 must be in \(0, 10\]"),
+    ("v0", -0.3, r"v0 must be in \[0.05, 10\]"),
     ("c2c_sigma", -0.1, r"c2c_sigma must be in \[0, 5\]"),
     ("nu_mu_max", 0.01, r"nu_mu_max must be in \[0.049, 1\]"),
     ("g_sat_ratio", 0.9, r"g_sat_ratio must be in \[1, 2\]"),
     ("d2d_sigma", 2.0, r"d2d_sigma must be in \[0, 1\]"),
-    ("prog_fit_normalised", 2, "prog_fit_normalised must be a bool"),
+    ("prog_fit_normalised", 2, "prog_fit_normalised must be true or false"),
     ("prog_c1", float("nan"), "prog_c1 must be finite"),
     ("set_dg0", 0.0, r"set_dg0 must be in \(0"),
     ("p_stuck_on", 1.5, r"p_stuck_on must be in \[0, 1\]"),
@@ -401,7 +461,7 @@ def test_bad_parameters_name_the_field(field, value, msg):
 
 
 def test_params_type_check():
-    with pytest.raises(TypeError, match="PCMParams"):
+    with pytest.raises(ValueError, match="PCMParams"):
         PCM((2,), params=object())
     assert PCM((2,), params=PCMParams(g_max=30 * US)).g_max == 30 * US
 

@@ -194,7 +194,8 @@ def test_switching_probability_monotone_and_continuous():
 
 # ----------------------------------------------------------------------------- retention
 def test_retention_fraction_follows_symmetric_telegraph_law():
-    dev = fresh("stochastic_mtj_delta25", d2d_delta_sigma=0.0)
+    # reads of 1 fs: no read disturb (tested below), retention alone
+    dev = fresh("stochastic_mtj_delta25", d2d_delta_sigma=0.0, read_duration=1e-15)
     p = dev.params
     dev.program(dev.g_max, verify=True)
     assert bool((dev.state == 0).all())
@@ -212,7 +213,7 @@ def test_retention_fraction_follows_symmetric_telegraph_law():
         prev = flipped
         assert torch.equal(dev.state_at(t), dev.state_at(t))
     # with the Δ spread: the ensemble mean of the per-MTJ law
-    dev = fresh("stochastic_mtj_delta25", seed=3)
+    dev = fresh("stochastic_mtj_delta25", seed=3, read_duration=1e-15)
     dev.program(dev.g_max, verify=True)
     q = dev.retention_failure_probability(72.0)
     frac = float((dev.read(72.0) < thr).double().mean())
@@ -222,6 +223,47 @@ def test_retention_fraction_follows_symmetric_telegraph_law():
     p56 = float(retention_failure_probability(ten_years, STTMRAM.presets["pma_mtj_delta56"]))
     assert p56 == pytest.approx(ten_years / (1e-9 * math.exp(56)), rel=1e-6)
     assert float(retention_failure_probability(0.0, p)) == 0.0
+
+
+@pytest.mark.parametrize("read_duration, p_expected", [(10e-9, 0.0103), (1e-6, 0.64)])
+def test_read_disturb_of_a_low_barrier_mtj_follows_neel_brown(read_duration, p_expected):
+    """Issue 17: in stochastic_mtj_delta25 a 0.1 V read drives 0.72 x I_c0(P->AP) through a P-state
+    MTJ; by Neel-Brown, tau = tau0 exp(Delta (1 - I/I_c0)), it flips with ~1 % per 10-ns read and
+    64 % per 1-us read. The read returns the pre-flip value; the flip is stored."""
+    dev = fresh("stochastic_mtj_delta25", d2d_delta_sigma=0.0, d2d_sigma=0.0, read_noise=0.0,
+                read_duration=read_duration)
+    p = dev.params
+    dev.state = torch.zeros_like(dev.state)                      # all parallel
+    i_read = p.v_read / p.r_p
+    ratio = i_read / (1.5 * ic0_ref(p))
+    assert ratio == pytest.approx(0.72, abs=0.01)
+    p_flip = -math.expm1(-read_duration / (p.tau0 * math.exp(p.delta * (1 - ratio))))
+    assert p_flip == pytest.approx(p_expected, rel=0.03)
+    g = dev.read()
+    assert torch.equal(g, torch.full_like(g, dev.g_max))         # this read saw the pre-flip state
+    frac = float((dev.state == 1).double().mean())
+    assert binom_ok(frac, p_flip, N), (frac, p_flip)
+    assert bool((dev.conductance()[dev.state[:, 0] == 1] < dev.g_max).all())  # stored for later reads
+    # antiparallel MTJs are not pushed by a P->AP read; the AP->P polarity disturbs them instead
+    ap = fresh("stochastic_mtj_delta25", d2d_delta_sigma=0.0, d2d_sigma=0.0, read_noise=0.0,
+               read_duration=read_duration)
+    ap.read()
+    assert bool((ap.state == 1).all())
+    rev = fresh("stochastic_mtj_delta25", d2d_delta_sigma=0.0, d2d_sigma=0.0, read_noise=0.0,
+                read_duration=read_duration, read_polarity="ap_to_p")
+    i_ap = p.v_read / (p.r_p * (1 + p.tmr0 / (1 + (p.v_read / p.v_h) ** 2)))
+    p_ap = -math.expm1(-read_duration / (p.tau0 * math.exp(p.delta * (1 - i_ap / ic0_ref(p)))))
+    assert float(rev.read_disturb_probability().mean()) == pytest.approx(p_ap, rel=1e-9)
+
+
+def test_read_disturb_is_negligible_at_delta_56():
+    dev = fresh("pma_mtj_delta56", shape=(1000,))
+    dev.program(dev.g_max)
+    assert float(dev.read_disturb_probability().max()) < 1e-12
+    before = dev.state.clone()
+    for _ in range(20):
+        dev.read()
+    assert torch.equal(dev.state, before)
 
 
 def test_read_noise_is_fresh_relative_gaussian():
@@ -403,9 +445,9 @@ def test_bad_inputs_raise_clear_errors():
         STTMRAM((2,), r_p=0.0)
     with pytest.raises(ValueError, match="d2d_delta_sigma must be"):
         STTMRAM((2,), d2d_delta_sigma=0.9)
-    with pytest.raises(ValueError, match="g_max .* inconsistent"):
+    with pytest.raises(ValueError, match="g_max = .* is derived from r_p"):
         STTMRAMParams(g_max=1e-3).validate()
-    with pytest.raises(ValueError, match="g_max .* inconsistent"):
+    with pytest.raises(ValueError, match="g_max = .* is derived from r_p"):
         STTMRAM((2,), g_max=1e-3)
     with pytest.raises(ValueError, match="derived"):
         stt_mram_params(g_min=1e-6)

@@ -48,7 +48,7 @@ def test_presets_units_and_derived_window():
     assert ag.r_off / ag.r_on >= 1e5 and 0.2 <= ag.v_on <= 0.5 and 1e-6 <= ag.tau <= 1e-3 and ag.bipolar
     # overriding r_on/r_off recomputes the derived window; an inconsistent explicit window is rejected
     assert VolatileMemristor((1,), r_on=2e3).params.g_max == pytest.approx(5e-4, rel=1e-15)
-    with pytest.raises(ValueError, match="g_max must equal 1/r_on"):
+    with pytest.raises(ValueError, match="g_max is derived: it must equal 1/r_on"):
         VolatileMemristor((1,), g_max=2e-3)
     with pytest.raises(ValueError, match="derived"):
         volatile_params(g_min=1e-6)
