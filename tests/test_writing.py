@@ -81,14 +81,15 @@ def test_v3_lowers_the_worst_unselected_stress_by_one_third():
     assert worst["v/3"] / worst["v/2"] == pytest.approx(2 / 3, rel=2e-2)
 
 
-def _rram(seed=0, shape=(6, 6)):
-    dev = RRAM(shape, seed=seed)
-    dev.program(_rand_g(shape, seed + 10, 2e-6, 38e-6))
+def _rram(seed=0, shape=(6, 6), preset=None):
+    dev = RRAM(shape, seed=seed, preset=preset)
+    lo, hi = (2e-6, 38e-6) if preset is None else (1.5 * dev.g_min, 10 * dev.g_min)
+    dev.program(_rand_g(shape, seed + 10, lo, hi))
     return dev
 
 
 def test_rram_disturb_zero_below_threshold_nonzero_above():
-    dev = _rram()
+    dev = _rram(preset="stanford_pku_memtorch")  # the single-sinh law with a hard F_min threshold
     v_th = float(switching_threshold(dev.params.gap_params(), dev.gap).min())
     v_low = 1.9 * v_th  # half-select voltage V/2 = 0.95 threshold
     res = write_cell(dev, (2, 3), v_low, scheme="v/2", r_row=1.0, r_col=1.0, r_source=10.0, r_sense=10.0)
@@ -96,17 +97,22 @@ def test_rram_disturb_zero_below_threshold_nonzero_above():
     assert float(res.v_cell[res.category != SELECTED].abs().max()) < v_th
     assert torch.equal(res.disturb, torch.zeros_like(res.disturb))
     assert torch.equal(res.g_after[res.category != SELECTED], res.g_before[res.category != SELECTED])
-    # well above threshold (V/2 = 1.4 V): the half-selected cells are SET-disturbed, the
-    # unselected cells (about 0 V) are not
-    dev2 = _rram()
-    res2 = write_cell(dev2, (2, 3), 2.8, scheme="v/2", r_row=1.0, r_col=1.0, r_source=10.0, r_sense=10.0)
+    # above threshold: a half-selected cell is SET-disturbed exactly when its own cell voltage
+    # exceeds its own F_min threshold (the source resistances and the cells' sinh I-V drop part of
+    # V/2); the unselected cells (about 0 V) are not
+    dev2 = _rram(preset="stanford_pku_memtorch")
+    v_th2 = switching_threshold(dev2.params.gap_params(), dev2.gap)
+    res2 = write_cell(dev2, (2, 3), 3.4, scheme="v/2", r_row=1.0, r_col=1.0, r_source=10.0, r_sense=10.0)
     half = (res2.category == HALF_SELECTED_ROW) | (res2.category == HALF_SELECTED_COL)
-    assert bool((res2.delta_g[half] > 0).all())
+    above = half & (res2.v_cell.abs() > v_th2)
+    assert bool(above.any()) and bool((half & ~above).any())
+    assert bool((res2.delta_g[above] > 0).all())
+    assert bool((res2.delta_g[half & ~above] == 0).all())
     assert float(res2.disturb[res2.category == UNSELECTED].max()) == 0.0
     assert res2.delta_g[2, 3] > 0  # the selected cell is SET
     # V/3 at the same write voltage disturbs far less
-    dev3 = _rram()
-    res3 = write_cell(dev3, (2, 3), 2.8, scheme="v/3", r_row=1.0, r_col=1.0, r_source=10.0, r_sense=10.0)
+    dev3 = _rram(preset="stanford_pku_memtorch")
+    res3 = write_cell(dev3, (2, 3), 3.4, scheme="v/3", r_row=1.0, r_col=1.0, r_source=10.0, r_sense=10.0)
     assert float(res3.disturb.max()) < 1e-3 * float(res2.disturb.max())
     # the device state really changed (the array is written in place)
     assert torch.equal(dev2.conductance(), res2.g_after)
@@ -153,12 +159,15 @@ def test_other_families_pulse_models():
         assert res.pulse_model == "stt_current"
         disturb[scheme] = float(res.disturb.max())
     assert disturb["v/2"] > 0 and disturb["v/3"] == 0
-    # floating gate: tunnelling pulse on the selected cell, negligible FN at half the voltage
+    # floating gate (pFET): a tunnelling pulse (v < 0) lowers the selected cell's G with negligible
+    # FN tunnelling at half the voltage; an injection pulse (v > 0) raises it
     fg = FloatingGate(shape, seed=0)
     fg.program(torch.full(shape, 0.5 * (fg.g_min + fg.g_max), dtype=torch.float64))
-    res = write_cell(fg, (1, 2), 10.5, **IDEAL)
-    assert res.pulse_model == "floating_gate" and res.delta_g[1, 2] > 0
-    assert float(res.disturb.max()) < 1e-4 * float(res.delta_g[1, 2])
+    res = write_cell(fg, (1, 2), -10.5, **IDEAL)
+    assert res.pulse_model == "floating_gate" and res.delta_g[1, 2] < 0
+    assert float(res.disturb.max()) < 1e-4 * float(res.delta_g[1, 2].abs())
+    res = write_cell(fg, (1, 2), float(fg.params.v_inj), **IDEAL)
+    assert res.delta_g[1, 2] > 0
 
 
 def test_write_errors():

@@ -33,11 +33,14 @@ the device family's own pulse model, and ``delta_g = G_after - G_before`` (S) is
 for every cell (the selected one is the intended write, all others are disturb):
 
 * ``rram``: the gap ODE of :mod:`devices.rram_physics` with a per-device signed voltage
-  (:meth:`devices.RRAM.apply_pulses` with an amplitude tensor). Below the switching threshold
-  ``F_min·t_ox/γ(g)`` the gap cannot move, so the disturb is exactly zero there.
-* ``floating_gate``: ``v > 0`` is a tunnelling pulse of amplitude ``v`` (G up), ``v < 0`` an
-  injection pulse of amplitude ``|v|`` (G down), per device; amplitudes above the device's
-  ``v_tun_max``/``v_inj_max`` raise.
+  (:meth:`devices.RRAM.apply_pulses` with an amplitude tensor). Presets with the single-sinh
+  rate law and an F_min gate (``stanford_pku_memtorch``) have a hard switching threshold
+  ``F_min·t_ox/γ(g)`` below which the disturb is exactly zero; the generation–recombination
+  law of the Wan/Guan preset has none: the gap rate is exponential in V at every voltage, so
+  half-selected cells are disturbed by an amount that falls steeply with V.
+* ``floating_gate`` (pFET synapse): ``v > 0`` is a hot-electron injection pulse of amplitude
+  ``v`` (G up), ``v < 0`` a Fowler–Nordheim tunnelling pulse of amplitude ``|v|`` (G down),
+  per device; amplitudes above the device's ``v_inj_max``/``v_tun_max`` raise.
 * ``stt_mram``: the cell current (A) divided by the MTJs per cell (an average: P and AP MTJs
   of one cell carry somewhat different currents) drives each MTJ's switching probability,
   toward P for ``v > 0``; sub-critical currents switch only by thermal activation.
