@@ -115,9 +115,9 @@ def test_yin_yang_reproducible_and_seed_dependent():
 
 
 def test_yin_yang_errors():
-    with pytest.raises(ValueError, match=r"n must be an int in \[0"):
+    with pytest.raises(ValueError, match=r"n must be an integer in \[0"):
         yin_yang(-1, 0)
-    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 4.29497e\+09\]"):
         yin_yang(10, 2**32)
     with pytest.raises(ValueError, match=r"r_small must be in \(0, r_big/2\)"):
         yin_yang(10, 0, r_small=0.3)
@@ -225,5 +225,5 @@ def test_loader_uses_torch_and_is_seeded():
     assert sorted(order[0].tolist()) == sorted(s.y.tolist())
     batches = list(make_loader(s, 8, shuffle=False, drop_last=True))
     assert len(batches) == 6 and torch.equal(batches[0][0], s.X[:8])
-    with pytest.raises(ValueError, match=r"batch_size must be an int in \[1"):
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1"):
         make_loader(s, 0)

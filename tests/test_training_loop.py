@@ -152,6 +152,8 @@ def test_run_writes_metrics_evaluation_results_and_plots(tmp_path):
     assert RunConfig.from_dict(saved["config"]) == cfg
     assert len(saved["evaluation"]) == 4 and len(saved["history"]) == 1
     assert 0.0 <= saved["final_test_accuracy_training_mode"] <= 1.0
+    # device = "auto" is resolved and recorded (CUDA when a GPU is visible)
+    assert saved["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu") and cfg.device == "auto"
     # checkpoints: loadable with weights_only=True, no temporary files left anywhere
     ckpt = load(tmp_path / "checkpoints" / "epoch_0001.pt")
     assert {"config", "epoch", "model", "optimizer", "scheduler", "loader_rng", "torch_rng", "history"} <= set(ckpt)
@@ -272,7 +274,7 @@ def test_shipped_config_loads():
     ({"evaluate": {"steps_time": -1.0}}, r"steps_time"),
     ({"evaluate": {"modes": ["analog"]}}, r"evaluate\.modes"),
     ({"evaluate": {"families": ["sram"]}}, r"evaluate\.families"),
-    ({"data": {"dataset": "mnist"}}, r"dataset.*mnist"),
+    ({"data": {"dataset": "cifar10"}}, r"dataset.*mnist"),
     ({"train": {"epochs": 0}}, r"epochs"),
     ({"train": {"lr": -1.0}}, r"lr"),
     ({"train": {"optimizer": "lbfgs"}}, r"optimizer"),

@@ -1,5 +1,7 @@
 r"""Data sets that need no download: Yin-Yang, scikit-learn digits, and a local IDX (MNIST) reader.
 
+MNIST and Fashion-MNIST (installed by set-up, read from local files) are in :mod:`training.images`.
+
 Yin-Yang (Kriener, Göltz & Petrovici, arXiv 2102.08211; reference code
 ``lkriener/yin_yang_data_set``, ``dataset.py``). Points ``(x, y)`` inside the big circle of radius
 ``r_big`` centred at ``(r_big, r_big)``; two dots of radius ``r_small`` centred at
@@ -10,9 +12,10 @@ to the dot centres the class is::
     1  elif d_R <= r_small or r_small < d_L <= r_big/2 or (y > r_big and d_R > r_big/2)
     0  otherwise
 
-Class-name convention: the integer codes are exactly those of the reference code, so samples,
-labels and published accuracies agree. We name them after the reference's geometric criterion
-``is_yin`` (which returns ``int(is_yin)``): ``YIN_YANG_CLASS_NAMES = ("yang", "yin", "dot")``,
+Class-name convention (**1 = yin, 0 = yang, 2 = dot**; see :func:`yin_yang`): the integer codes
+are exactly those of the reference code, so samples, labels and published accuracies agree. We
+name them after the reference's geometric criterion ``is_yin`` (which returns ``int(is_yin)``):
+``YIN_YANG_CLASS_NAMES = ("yang", "yin", "dot")``,
 i.e. 1 = "yin" = the upper half away from the right dot plus the ring around the left dot,
 0 = "yang" = the lower half away from the left dot plus the ring around the right dot,
 2 = "dot". (The reference's ``class_names = ['yin', 'yang', 'dot']`` list names 0 "yin"; only
@@ -37,6 +40,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from devices.validation import check_int, check_real, check_seed
 
 __all__ = [
     "Split", "DataSplits", "YIN_YANG_CLASS_NAMES", "yin_yang", "yin_yang_class", "yin_yang_splits",
@@ -64,26 +69,10 @@ class DataSplits(NamedTuple):
     test: Split
 
 
-def _int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-            high is not None and value > high):
-        hb = "inf)" if high is None else f"{high}]"
-        raise ValueError(f"{name} must be an int in [{low}, {hb}, got {value!r}")
-    return int(value)
-
-
-def _real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
-
-
 # ============================================================================= Yin-Yang
 def _check_radii(r_small, r_big) -> tuple[float, float]:
-    r_big = _real("r_big", r_big)
-    if r_big <= 0.0:
-        raise ValueError(f"r_big must be in (0, inf), got {r_big:g}")
-    r_small = _real("r_small", r_small)
+    r_big = check_real("r_big", r_big, low=0.0, low_open=True)
+    r_small = check_real("r_small", r_small)
     if not 0.0 < r_small < 0.5 * r_big:
         raise ValueError(f"r_small must be in (0, r_big/2) = (0, {0.5 * r_big:g}), got {r_small:g}")
     return r_small, r_big
@@ -120,9 +109,17 @@ def yin_yang(n: int, seed: int, r_small: float = 0.1, r_big: float = 0.5) -> Spl
     """``n`` Yin-Yang samples drawn exactly as the reference implementation does for ``seed``.
 
     Returns ``Split(X, y)``: ``X`` (n, 4) float32 = (x, y, 1 − x, 1 − y), ``y`` (n,) int64 in {0, 1, 2}.
+
+    Class names — read before building a test set by name: the labels are the reference code's
+    integers, ``int(is_yin)`` for the two big regions, so **1 = "yin", 0 = "yang", 2 = "dot"**
+    (:data:`YIN_YANG_CLASS_NAMES` ``= ("yang", "yin", "dot")``). The reference's own
+    ``class_names = ['yin', 'yang', 'dot']`` list names label 0 "yin" — the opposite. Samples
+    selected with that list's names have yin and yang swapped, and a network trained here then
+    scores far below chance on those samples instead of ~97 %. Use the integers, or
+    :data:`YIN_YANG_CLASS_NAMES`.
     """
-    n = _int("n", n, 0)
-    seed = _int("seed", seed, 0, _SEED_MAX)
+    n = check_int("n", n, low=0)
+    seed = check_int("seed", seed, low=0, high=_SEED_MAX)
     r_small, r_big = _check_radii(r_small, r_big)
     rng = np.random.RandomState(seed)
     vals = np.empty((n, 4), dtype=np.float64)
@@ -159,8 +156,8 @@ def digits(seed: int, test_fraction: float = 0.2) -> DataSplits:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    seed = _int("seed", seed, 0, _SEED_MAX)
-    test_fraction = _real("test_fraction", test_fraction)
+    seed = check_int("seed", seed, low=0, high=_SEED_MAX)
+    test_fraction = check_real("test_fraction", test_fraction)
     data = load_digits()
     n, n_classes = data.data.shape[0], len(data.target_names)
     lo, hi = n_classes / n, 1.0 - n_classes / n
@@ -253,8 +250,8 @@ def tensor_dataset(split: Split) -> TensorDataset:
 def make_loader(split: Split, batch_size: int, *, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
     """A :class:`torch.utils.data.DataLoader` over ``split``; shuffling uses its own seeded generator."""
-    batch_size = _int("batch_size", batch_size, 1)
-    seed = _int("seed", seed, 0, 2**63 - 1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seed = check_seed("seed", seed)
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(tensor_dataset(split), batch_size=batch_size, shuffle=bool(shuffle),
                       drop_last=bool(drop_last), generator=gen)
