@@ -28,6 +28,11 @@ Rows (measured, target, pass/fail):
   wall time of the uninterrupted run), then completed in this process; the final table must equal
   the uninterrupted local run exactly. Also checked: the store is readable after every kill and
   the orphaned pool workers exit by themselves.
+* **Kill one worker**: the same study run in this process with 2 local workers while one pool
+  worker is killed with SIGKILL at a random moment (``random.Random(--seed + 1)``, uniform in
+  [0, W/2] s after both workers are up): the broken pool must be replaced and the tasks in flight
+  resubmitted, so that no point fails and the study completes in that same run (a plain re-run
+  would finish any point left pending); the final table must equal the uninterrupted run.
 
 Usage: ``python bench/sweep.py [--quick] [--seed N] [--out DIR]`` (full run ~6 min on 2 loaded
 cores; ``--quick`` is a smoke run with fewer points and trainings).
@@ -44,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -352,6 +358,48 @@ def measure_kill_resume(work: Path, text: str, reference, kills: int, window: fl
     return {"attempts": attempts, "equal": equal, "why": why, "summary": summary, "total": total}
 
 
+# ============================================================================ kill one pool worker
+def measure_kill_worker(work: Path, text: str, reference, window: float, seed: int) -> dict:
+    """Run ``text`` with 2 local workers in this process, SIGKILL one pool worker at a seeded
+    random moment; complete with a plain re-run if needed; compare with ``reference``."""
+    import multiprocessing
+
+    delay = random.Random(seed + 1).uniform(0.0, window)
+    out = work / "kill_worker"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer():
+        while not stop.is_set():
+            if len(multiprocessing.active_children()) >= 2:
+                end = time.monotonic() + delay
+                while time.monotonic() < end and not stop.is_set():
+                    time.sleep(0.01)
+                children = multiprocessing.active_children()
+                if children and not stop.is_set():
+                    os.kill(children[0].pid, signal.SIGKILL)
+                    killed.append(children[0].pid)
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    notes: list[str] = []
+    thread.start()
+    try:
+        first = run(text, out, workers=2, progress=False, notify=notes.append)
+    finally:
+        stop.set()
+        thread.join()
+    second = None if first["complete"] else run(text, out, workers=2, progress=False)
+    equal, why = tables_equal(metrics_table(out), reference)
+    print(f"kill one worker: SIGKILL {'sent' if killed else 'NOT sent'} {delay:.2f} s after both workers were up; "
+          f"first run: {first['done']} done, {first['failed']} failed, {first['lost']} pending, "
+          f"{first['resubmitted']} task(s) resubmitted in {first['elapsed_s']:.1f} s"
+          + (f"; re-run: {second['done']} done" if second else "") + f"; table vs uninterrupted run: {why}",
+          flush=True)
+    return {"killed": bool(killed), "first": first, "second": second, "equal": equal, "why": why, "delay": delay}
+
+
 # ============================================================================ table
 def overhead_rows(ov: dict) -> list[tuple]:
     ms = lambda v: f"{1e3 * v:.1f} ms"  # noqa: E731
@@ -379,7 +427,7 @@ def overhead_rows(ov: dict) -> list[tuple]:
     return rows
 
 
-def table_rows(ov: dict, sc: dict, dk: dict, kr: dict) -> list[tuple]:
+def table_rows(ov: dict, sc: dict, dk: dict, kr: dict, kw: dict) -> list[tuple]:
     rows = overhead_rows(ov)
     tp = sc["throughput"]
     rows.append((f"throughput 2 workers / 1 worker ({sc['points']} trainings, {len(sc[1])}+{len(sc[2])} runs)",
@@ -399,6 +447,13 @@ def table_rows(ov: dict, sc: dict, dk: dict, kr: dict) -> list[tuple]:
     rows.append(("orphaned pool workers exit by themselves after a kill",
                  f"{'all' if not left else f'{left} did NOT'} (slowest {slowest:.2f} s)", "all", left == 0))
     rows.append(("resumed table = uninterrupted run", kr["why"], "identical", kr["equal"]))
+    first = kw["first"]
+    complete = first["complete"] or bool(kw["second"] and kw["second"]["complete"])
+    rows.append(("kill one pool worker (SIGKILL): failed points, pending after that run",
+                 f"{first['failed']} failed, {first['lost']} pending, {first['resubmitted']} task(s) resubmitted"
+                 + ("" if kw["killed"] else " (NO kill: the run ended first)"), "0 failed",
+                 kw["killed"] and first["failed"] == 0 and complete))
+    rows.append(("kill one pool worker: table = uninterrupted run", kw["why"], "identical", kw["equal"]))
     return rows
 
 
@@ -434,8 +489,9 @@ def main(argv=None) -> None:
         dk = measure_dask(work, text, reference)
         window = 0.5 * ref_summary["elapsed_s"]  # kill moments spread over the first half of a whole run
         kr = measure_kill_resume(work, text, reference, kills=5, window=window, seed=args.seed)
+        kw = measure_kill_worker(work, text, reference, window=0.5 * window, seed=args.seed)
     print(f"\nload average (1 min) at the end {load_average():.2f}; total {time.perf_counter() - t0:.0f} s\n")
-    print_targets(table_rows(ov, sc, dk, kr))
+    print_targets(table_rows(ov, sc, dk, kr, kw))
     if q:
         print("\n(--quick: smoke run, too few points and trainings for the timing targets)")
 

@@ -1,6 +1,7 @@
 """The shipped study specs (studies/*.toml) parse, validate and expand as their comments say."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,19 @@ def test_quick_study_is_the_main_job_size():
     assert {"hardware.family", "hardware.device_params.d2d_sigma", "hardware.crossbar.r_row",
             "deploy.t"} <= set(spec.axes)
     assert len({p.train_key for p in spec.points}) * 3 == len(spec.points)  # drift time reuses the models
+
+
+def test_quick_study_comments_agree_with_the_readme():
+    """The comments say where `make report` writes (results/quick, as the README and Makefile),
+    state a measured run time, and cite no issue numbers."""
+    comments = "\n".join(line for line in (STUDIES / "quick.toml").read_text().splitlines()
+                         if line.lstrip().startswith("#"))
+    assert "make report" in comments and "--out results/quick" in comments and "results/quick/report/" in comments
+    assert "results/sweeps" not in comments
+    assert not re.search(r"issue\s*#?\s*\d+|#\d+", comments, flags=re.IGNORECASE)
+    assert re.search(r"Run time, measured: about \d+ minutes on 2 cores", comments)
+    makefile = (STUDIES.parent / "Makefile").read_text()
+    assert "sweep run studies/quick.toml --out results/quick" in makefile
 
 
 def test_timesteps_study_compares_training_methods_on_both_datasets():

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from training.sweeps import SpecError, Store, load_spec, report, run, table
-from training.sweeps import execute
+from training.sweeps import execute, workers
 from training.sweeps.cli import status_text
 from training.sweeps.plan import format_plan, plan
 
@@ -152,29 +152,29 @@ def test_models_are_trained_once_and_reused(reference, tmp_path):
     assert len(list((out / "models").iterdir())) == 2
     again = run(TINY, out, workers=0, progress=False)
     assert again["skipped"] == 4 and again["done"] == 0 and again["trained"] == 0
-    grown = TINY.replace('"deploy.t" = [1.0, 86400.0]', '"deploy.t" = [1.0, 86400.0, 2592000.0]')
+    grown = TINY.replace('"deploy.t" = [1.0, 86400.0]', '"deploy.t" = [1.0, 86400.0, 7200.0]')
     more = run(grown, out, workers=0, progress=False)  # new deployment points only: no training
     assert more["skipped"] == 4 and more["done"] == 2 and more["trained"] == 0
     run(TINY, out, workers=0, progress=False)  # restore the reference's latest spec
-    assert "4 point(s): 4 done, 0 failed, 0 pending; 2 model(s) trained" in status_text(out)
+    assert "4 point(s): 4 done, 0 failed, 0 pending — complete; 2 model(s) trained" in status_text(out)
 
 
 def test_failures_are_recorded_and_retried(tmp_path, monkeypatch):
     spec = TINY.replace('["pcm", "rram"]', '["pcm"]')
-    real = execute.evaluate_point
+    real = workers.evaluate_point
 
     def flaky(loaded, key, deploy):
         if deploy["t"] > 1.0:
             raise RuntimeError("simulated evaluation failure")
         return real(loaded, key, deploy)
 
-    monkeypatch.setattr(execute, "evaluate_point", flaky)
+    monkeypatch.setattr(workers, "evaluate_point", flaky)
     first = run(spec, tmp_path, workers=0, progress=False)
     assert first["done"] == 1 and first["failed"] == 1
     with Store(tmp_path, create=False) as store:
         failed = store.rows(status="failed")
     assert len(failed) == 1 and "simulated evaluation failure" in failed[0]["error"]
-    monkeypatch.setattr(execute, "evaluate_point", real)
+    monkeypatch.setattr(workers, "evaluate_point", real)
     assert run(spec, tmp_path, workers=0, progress=False)["done"] == 0  # failed points are kept ...
     retry = run(spec, tmp_path, workers=0, progress=False, retry_failed=True)  # ... until retried
     assert retry["done"] == 1 and retry["trained"] == 0
@@ -247,12 +247,12 @@ def test_worker_with_another_memxbar_version_fails_its_points(reference, tmp_pat
     ref_dir, _ = reference
     out = tmp_path / "copy"
     shutil.copytree(ref_dir, out)
-    real = execute.evaluate_task
+    real = workers.evaluate_task
 
     def other_version(*args):
         return [r | {"versions": r["versions"] | {"memxbar": "0.0.1"}} for r in real(*args)]
 
-    monkeypatch.setattr(execute, "evaluate_task", other_version)
+    monkeypatch.setattr(workers, "evaluate_task", other_version)
     grown = TINY.replace('"deploy.t" = [1.0, 86400.0]', '"deploy.t" = [1.0, 86400.0, 3600.0]')
     summary = run(grown, out, workers=0, progress=False)  # 2 new points of trained models
     assert summary["trained"] == 0 and summary["failed"] == 2 and summary["done"] == 0

@@ -104,12 +104,13 @@ def test_cli_run_on_dask_cluster_without_shared_study_dir_matches_local(dask_clu
     run(TINY, local, workers=0, progress=False)
     assert metrics_by_key(out) == metrics_by_key(local)
 
-    # the coordinator wrote each model's final checkpoint and metrics; the worker left nothing behind
+    # the coordinator wrote each model's final checkpoint, metrics and training-session log; the
+    # worker left nothing behind
     train_keys = {p.train_key for p in load_spec(TINY).points}
     for key in train_keys:
         model_dir = out / "models" / key
         assert sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file()) == \
-            ["checkpoints/epoch_0001.pt", "metrics.csv"]
+            ["checkpoints/epoch_0001.pt", "metrics.csv", "train_sessions.json"]
         assert same_state(torch.load(model_dir / "checkpoints" / "epoch_0001.pt", weights_only=True),
                           torch.load(local / "models" / key / "checkpoints" / "epoch_0001.pt", weights_only=True))
     assert not list(worker_dir.rglob("memxbar-*")), "worker-local training directories were not removed"

@@ -4,9 +4,14 @@ Axis names are dotted paths into the RunConfig (``data.*``, ``network.*``, ``har
 ``train.*``; one more level under ``hardware.device_params``, ``hardware.crossbar`` and
 ``network.neuron_params``), the deployment-only axes ``deploy.t`` (inference time, s),
 ``deploy.time_steps``, ``deploy.adc_bits`` (int or "none"), ``deploy.mode`` (ideal, noisy,
-circuit) and ``deploy.family`` (deploy the same weights on another family), and ``seed``
-(replicate label). ``name``, ``hardware.seed`` and ``train.threads`` cannot be swept
-(:data:`FORBIDDEN` says why).
+circuit), ``deploy.family`` (deploy the same weights on another family) and ``deploy.repeat``
+(an integer >= 0: program the same weights again with an independent device draw), and ``seed``
+(replicate label). Top-level scalar RunConfig options other than ``name`` and ``seed`` (e.g.
+``device``, where the RunConfig has it) are axes too. ``name``, ``hardware.seed`` and
+``train.threads`` cannot be swept (:data:`FORBIDDEN` says why).
+
+Size. ``[random] samples`` and ``[study] replicates`` are at most :data:`MAX_POINTS`, checked
+before anything is drawn, and the spec's points (the product of every factor) too.
 
 A list axis (``[grid]``, ``[zip]``) holds a non-empty list of values; a ``[random]`` axis holds
 one distribution (:data:`DISTRIBUTIONS`): ``{ uniform = [low, high] }``, ``{ log_uniform = [low,
@@ -25,7 +30,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-DEPLOY_KEYS = ("t", "time_steps", "adc_bits", "mode", "family")
+DEPLOY_KEYS = ("t", "time_steps", "adc_bits", "mode", "family", "repeat")
+#: most points a spec may expand to (and most [random] samples / replicates)
+MAX_POINTS = 10_000
+#: largest deploy.repeat
+MAX_REPEAT = 1_000_000
 DEPLOY_MODES = ("ideal", "noisy", "circuit")
 FAMILIES = ("rram", "pcm", "stt_mram", "floating_gate")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
@@ -48,6 +57,14 @@ def allowed_fields() -> dict[str, list[str]]:
             for name, cls in classes.items()}
 
 
+def top_level_fields() -> list[str]:
+    """Scalar top-level RunConfig options that may be swept (not the sections, ``name``, ``seed``)."""
+    from training.config import RunConfig
+
+    skip = set(CONFIG_SECTIONS) | {"evaluate", "name", "seed"}
+    return sorted(f.name for f in dataclasses.fields(RunConfig) if f.name not in skip)
+
+
 def check_axis_name(name: str) -> str | None:
     """None if ``name`` is a valid axis, else the problem (naming the allowed values)."""
     if not isinstance(name, str) or not name:
@@ -65,8 +82,11 @@ def check_axis_name(name: str) -> str | None:
     if head == "evaluate":
         return f"axis {name!r}: the [evaluate] section is not used by sweeps; use deploy.* axes {list(DEPLOY_KEYS)}"
     if head not in CONFIG_SECTIONS:
+        top = top_level_fields()
+        if len(parts) == 1 and head in top:
+            return None
         return (f"unknown axis {name!r}: must start with one of {list(CONFIG_SECTIONS)} or 'deploy', "
-                f"or be 'seed'")
+                f"or be 'seed'" + (f" or one of {top}" if top else ""))
     fields = allowed_fields()[head]
     if len(parts) < 2 or parts[1] not in fields:
         return f"unknown axis {name!r}; allowed {head}.* fields: {fields}"
@@ -100,6 +120,9 @@ def check_deploy_value(name: str, value) -> str | None:
         return None if value in DEPLOY_MODES else f"deploy.mode must be one of {list(DEPLOY_MODES)}, got {value!r}"
     if name == "family":
         return None if value in FAMILIES else f"deploy.family must be one of {list(FAMILIES)}, got {value!r}"
+    if name == "repeat":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPEAT
+        return None if ok else f"deploy.repeat must be an integer in [0, {MAX_REPEAT}], got {value!r}"
     return f"unknown deployment setting {name!r}; allowed: {list(DEPLOY_KEYS)}"
 
 
@@ -121,8 +144,10 @@ def check_deploy_table(table, problems: list[str]) -> dict:
 def check_values(name: str, values, where: str, problems: list[str]) -> list:
     """Values of a list axis; problems appended (non-list, empty, bad deploy/seed values)."""
     if not isinstance(values, list) or not values:
-        problems.append(f"{where} axis {name!r} must be a non-empty list of values, got {values!r}")
+        problems.append(f"{where} axis {name!r} must be a non-empty list of values, got {_short(values)}")
         return []
+    if check_axis_name(name) is not None:
+        return values  # the name's problem is reported once, by axis_factors
     if name == "seed":
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -184,8 +209,9 @@ def _random_group(table, seed: int, problems: list[str]) -> list[dict]:
         problems.append(f"[random] must be a table, got {table!r}")
         return []
     samples = table.get("samples")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        problems.append(f"[random] samples must be an integer >= 1 (number of draws), got {samples!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_POINTS:
+        problems.append(f"[random] samples must be an integer in [1, {MAX_POINTS}] (number of draws; a study holds "
+                        f"at most {MAX_POINTS:,} points), got {_short(samples)}")
         return []
     dists = {k: v for k, v in table.items() if k != "samples"}
     if not dists:
@@ -245,6 +271,9 @@ def axis_factors(raw: dict, study: dict, problems: list[str]) -> tuple[list[list
     if replicates is not None:
         if "seed" in names:
             problems.append("give replicates either as [study] replicates or as a `seed` axis, not both")
+        elif replicates > MAX_POINTS:
+            problems.append(f"[study] replicates must be at most {MAX_POINTS:,} (a study holds at most "
+                            f"{MAX_POINTS:,} points), got {replicates:,}")
         else:
             factors.append([{"seed": r} for r in range(replicates)])
             names.append("seed")
@@ -259,3 +288,9 @@ def axis_factors(raw: dict, study: dict, problems: list[str]) -> tuple[list[list
             bad.add(n)
     factors = [[{k: v for k, v in part.items() if k not in bad} for part in f] for f in factors]
     return factors, [n for n in names if n not in bad]
+
+
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (hostile specs hold huge values)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

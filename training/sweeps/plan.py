@@ -13,13 +13,16 @@ from pathlib import Path
 
 from .spec import Point, Spec, load_spec
 
-DATA_SIZES = {"yin_yang": (5000, 1000), "digits": (1437, 360)}  # (train, test) samples
+DATA_SIZES = {"yin_yang": (5000, 1000), "digits": (1437, 360),  # (train, test) samples
+              "mnist": (60000, 10000), "fashion_mnist": (60000, 10000)}
+#: (train, test) samples assumed for a data set missing above
+DEFAULT_DATA_SIZE = (60000, 10000)
 TRAIN_MODE_FACTOR = {"ideal": 1.0, "noisy": 1.0, "circuit": 15.0}
 
 
 def training_seconds(train: dict) -> float:
     """Estimated CPU seconds to train one resolved configuration."""
-    n_train, _ = DATA_SIZES[train["data"]["dataset"]]
+    n_train, _ = DATA_SIZES.get(train["data"]["dataset"], DEFAULT_DATA_SIZE)
     batches = math.ceil(n_train / train["data"]["batch_size"])
     per_batch = (8e-3 + 1.1e-3 * train["network"]["time_steps"]) * TRAIN_MODE_FACTOR[train["hardware"]["mode"]]
     return 1.0 + train["train"]["epochs"] * batches * per_batch
@@ -27,7 +30,7 @@ def training_seconds(train: dict) -> float:
 
 def evaluation_seconds(point: Point) -> float:
     """Estimated CPU seconds to evaluate one deployment point (ideal pass included)."""
-    _, n_test = DATA_SIZES[point.train["data"]["dataset"]]
+    _, n_test = DATA_SIZES.get(point.train["data"]["dataset"], DEFAULT_DATA_SIZE)
     steps, mode = point.deploy["time_steps"], point.deploy["mode"]
     per_1000 = 0.04 + 5e-3 * steps
     if mode == "noisy":
@@ -38,24 +41,26 @@ def evaluation_seconds(point: Point) -> float:
 
 
 def plan(spec, out=None) -> dict:
-    """Summary of a spec: points, trainings, what is already done in ``out`` (if given) and the
-    estimated CPU time of what is left."""
+    """Summary of a spec: points, trainings, what is already finished in ``out`` (if given; read
+    only) and the estimated CPU time of what a plain ``run`` does next (failed points are kept,
+    so they are not "to do": ``failed_points`` counts them)."""
     spec: Spec = load_spec(spec)
     done: dict[str, str] = {}
     trained: set[str] = set()
     if out is not None and (Path(out) / "results.sqlite").is_file():
         from .store import Store
 
-        with Store(out, create=False) as store:
+        with Store(out, readonly=True) as store:
             done = store.statuses()
             trained = {m["train_key"] for m in store.models() if m["status"] == "done"}
     todo = [p for p in spec.points if done.get(p.key) not in ("done", "failed")]
+    failed = sum(done.get(p.key) == "failed" for p in spec.points)
     groups = {p.train_key: p.train for p in todo if p.train_key not in trained}
     train_s = sum(training_seconds(cfg) for cfg in groups.values())
     eval_s = sum(evaluation_seconds(p) for p in todo)
     return {"name": spec.name, "axes": list(spec.axes), "points": len(spec.points), "trainings": spec.trainings,
-            "todo_points": len(todo), "todo_trainings": len(groups), "train_cpu_s": train_s,
-            "eval_cpu_s": eval_s, "spec": spec}
+            "todo_points": len(todo), "todo_trainings": len(groups), "failed_points": failed,
+            "train_cpu_s": train_s, "eval_cpu_s": eval_s, "spec": spec}
 
 
 def format_plan(summary: dict, *, workers: int, show_points: int = 50) -> str:
@@ -64,7 +69,7 @@ def format_plan(summary: dict, *, workers: int, show_points: int = 50) -> str:
     lines = [f"study {summary['name']!r}: {summary['points']} point(s), {summary['trainings']} training "
              f"configuration(s); axes: {', '.join(summary['axes']) or '(none)'}"]
     for i, p in enumerate(spec.points[:show_points]):
-        axes = ", ".join(f"{k}={v}" for k, v in p.axes.items()) or "(base)"
+        axes = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in p.axes.items()) or "(base)"
         lines.append(f"  {i:4d} {p.key} model {p.train_key[:8]}  {axes}")
     if len(spec.points) > show_points:
         lines.append(f"  ... {len(spec.points) - show_points} more")
@@ -73,4 +78,7 @@ def format_plan(summary: dict, *, workers: int, show_points: int = 50) -> str:
                  f"{summary['train_cpu_s']:.0f} s training + {summary['eval_cpu_s']:.0f} s evaluation = "
                  f"{total:.0f} CPU-s, ~{total / max(workers, 1):.0f} s wall with {workers} worker(s) "
                  "(rough, +-3x)")
+    if summary.get("failed_points"):
+        lines.append(f"{summary['failed_points']} point(s) failed before and are kept (not counted above); "
+                     "`xbar sweep run --retry-failed` runs them again")
     return "\n".join(lines)
