@@ -51,3 +51,13 @@ def _plan_text(path) -> str:
     from training.sweeps.plan import format_plan
 
     return format_plan(plan(path, None), workers=2, show_points=0)
+
+
+def test_convolutional_network_fields_are_sweepable_axes():
+    spec = load_spec({"study": {"name": "conv-axis"},
+                      "base": {"data": {"dataset": "fashion_mnist", "train_subset": 256},
+                               "network": {"kind": "conv", "channels": [4, 8], "hidden": [16], "time_steps": 2}},
+                      "grid": {"network.channels": [[4, 8], [6, 8]], "network.kernel_size": [3, 5]}})
+    assert len({p.train_key for p in spec.points}) == 4
+    with pytest.raises(ValueError, match="channels"):  # a conv field on an MLP network names itself
+        load_spec({"study": {"name": "bad"}, "base": {}, "grid": {"network.channels": [[4, 8]]}})

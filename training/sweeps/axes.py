@@ -49,12 +49,14 @@ FORBIDDEN = {"name": "the run name is derived from the point's hash",
 def allowed_fields() -> dict[str, list[str]]:
     """``{section: sorted field names}`` of the RunConfig sections an axis may start with."""
     from training.config import DataConfig, TrainConfig
+    from training.conv_model import ConvNetworkConfig
     from training.hardware import HardwareConfig
     from training.model import NetworkConfig
 
-    classes = {"data": DataConfig, "network": NetworkConfig, "hardware": HardwareConfig, "train": TrainConfig}
-    return {name: sorted(f.name for f in dataclasses.fields(cls) if f.name != "extra")
-            for name, cls in classes.items()}
+    classes = {"data": (DataConfig,), "network": (NetworkConfig, ConvNetworkConfig), "hardware": (HardwareConfig,),
+               "train": (TrainConfig,)}  # [network] is an MLP or (kind = "conv") a convolutional network
+    return {name: sorted({f.name for cls in kinds for f in dataclasses.fields(cls) if f.name != "extra"})
+            for name, kinds in classes.items()}
 
 
 def top_level_fields() -> list[str]:
