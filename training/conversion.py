@@ -43,21 +43,26 @@ def relu_mlp(widths: list[int], bias: bool = True) -> nn.Sequential:
 
 def train_ann(config: RunConfig, splits, in_features: int, n_classes: int) -> nn.Sequential:
     """Train the ReLU twin of ``config.network`` in float32 (Adam/SGD and schedule of
-    ``config.train``, seeded by ``config.seed``)."""
+    ``config.train``, seeded by ``config.seed``) on ``config.device`` (:func:`training.config.resolve_device`:
+    the initial weights are drawn on the CPU, then moved, so every device starts alike); the
+    trained network is returned on the CPU, where the conversion and the checkpoints work."""
+    from .config import resolve_device
     from .data import make_loader
     from .loop import _optimizer
 
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    ann = relu_mlp([in_features, *config.network.hidden, n_classes], bias=config.network.bias)
+    ann = relu_mlp([in_features, *config.network.hidden, n_classes], bias=config.network.bias).to(device)
     opt, sched = _optimizer(config, ann)
     loader = make_loader(splits.train, config.data.batch_size, shuffle=True, seed=config.seed)
     for _ in range(config.train.epochs):
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             opt.zero_grad()
             nn.functional.cross_entropy(ann(x), y).backward()
             opt.step()
         sched.step()
-    return ann
+    return ann.cpu()
 
 
 @torch.no_grad()

@@ -8,7 +8,14 @@ compensation if configured). The model stays on its device (CPU or CUDA); the da
 moved there batch by batch.
 Every row of the returned tables is a plain dict (CSV/JSON-ready)::
 
-    {"family", "repeat", "sweep", "mode", "t", "time_steps", "accuracy"}
+    {"family", "repeat", "sweep", "mode", "t", "time_steps", "accuracy",
+     "energy_per_inference_J", "latency_per_step_s", "latency_per_inference_s", "spikes_per_inference",
+     "energy_array_J", "energy_dac_J", "energy_adc_J", "energy_sense_J", "energy_digital_J", "energy_neuron_J"}
+
+The energy and latency per inference are measured during the same evaluation
+(:class:`training.energy.EnergyMeter`: the conductances read at ``t``, the network's spike counts
+on the split; ``energy=None`` leaves them out). :func:`deployment_study` works on a copy of the
+model: the model it is given (weights, hardware, deployment, random generators) is not changed.
 
 ``sweep`` says which study a row belongs to: "time" (accuracy vs inference time at the trained
 number of steps), "steps" (vs the number of time steps at one inference time) or "ideal" (no
@@ -17,13 +24,19 @@ both sweeps: each is a fresh read of the devices.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from devices.validation import check_int
+from xbar.energy import EnergyConfig
 
 from .config import RunConfig
+from .energy import EnergyMeter
 from .hardware import HardwareConfig
 from .model import SpikingMLP
+
+#: the default energy figures of deployment studies (:class:`xbar.energy.EnergyConfig`)
+DEFAULT_ENERGY = EnergyConfig()
 
 
 def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: int = 0) -> HardwareConfig:
@@ -41,59 +54,102 @@ def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: i
     return hw.replace(**changes)
 
 
-def accuracy_vs_time(model: SpikingMLP, split, times, modes=("noisy",), batch_size: int = 1000) -> list[dict]:
-    """Accuracy of the deployed ``model`` at each inference time (s) in each mode."""
+def evaluate(model: SpikingMLP, split, batch_size: int = 1000, time_steps: int | None = None,
+             energy: EnergyConfig | EnergyMeter | None = DEFAULT_ENERGY) -> dict:
+    """``{"accuracy", energy metrics...}`` of ``model`` on ``split``: the accuracy and, unless
+    ``energy`` is None, the energy and latency per inference measured during the same pass
+    (:meth:`training.energy.EnergyReport.metrics`). ``energy`` may be an :class:`EnergyMeter` of
+    ``model`` to reuse (its tiles' admittances are kept while the conductances stay the same)."""
     from .loop import accuracy
 
+    steps = model.network.time_steps if time_steps is None else int(time_steps)
+    if energy is None:
+        return {"accuracy": accuracy(model, split, batch_size, time_steps=steps)}
+    meter = energy if isinstance(energy, EnergyMeter) else EnergyMeter(model, energy)
+    meter.reset()
+    with meter:
+        acc = accuracy(model, split, batch_size, time_steps=steps)
+    return {"accuracy": acc, **meter.report(max(len(split.y), 1), time_steps=steps).metrics()}
+
+
+def accuracy_vs_time(model: SpikingMLP, split, times, modes=("noisy",), batch_size: int = 1000, *,
+                     energy: EnergyConfig | EnergyMeter | None = DEFAULT_ENERGY, bar=None) -> list[dict]:
+    """Accuracy (and energy per inference) of the deployed ``model`` at each inference time (s)
+    in each mode; ``bar``: a progress bar advanced after each evaluation."""
     rows = []
     for t in times:
         model.set_inference_time(float(t))
         for mode in modes:
             model.set_mode(mode)
             rows.append({"sweep": "time", "mode": mode, "t": float(t), "time_steps": model.network.time_steps,
-                         "accuracy": accuracy(model, split, batch_size)})
+                         **evaluate(model, split, batch_size, energy=energy)})
+            _tick(bar)
     model.set_mode("noisy")
     return rows
 
 
 def accuracy_vs_steps(model: SpikingMLP, split, time_steps, t: float, modes=("noisy",),
-                      batch_size: int = 1000) -> list[dict]:
-    """Accuracy of the deployed ``model`` read at ``t`` s for each number of time steps."""
-    from .loop import accuracy
-
+                      batch_size: int = 1000, *, energy: EnergyConfig | EnergyMeter | None = DEFAULT_ENERGY,
+                      bar=None) -> list[dict]:
+    """Accuracy (and energy per inference) of the deployed ``model`` read at ``t`` s for each
+    number of time steps."""
     model.set_inference_time(float(t))
     rows = []
     for mode in modes:
         model.set_mode(mode)
         for steps in time_steps:
             rows.append({"sweep": "steps", "mode": mode, "t": float(t), "time_steps": int(steps),
-                         "accuracy": accuracy(model, split, batch_size, time_steps=int(steps))})
+                         **evaluate(model, split, batch_size, int(steps), energy=energy)})
+            _tick(bar)
     model.set_mode("noisy")
     return rows
 
 
-def deployment_study(model: SpikingMLP, config: RunConfig, split) -> list[dict]:
-    """Every evaluation of ``config.evaluate`` for the trained ``model`` (module docstring)."""
-    from .loop import accuracy
+def _tick(bar) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+def evaluation_count(config: RunConfig) -> int:
+    """Number of accuracy evaluations of :func:`deployment_study` (the progress bar's total)."""
+    ev = config.evaluate
+    modes = len([m for m in ev.modes if m != "ideal"])
+    families = 1 + len([f for f in ev.families if f != config.hardware.family])
+    ideal = len(set(ev.time_steps) | {config.network.time_steps})
+    return ideal + families * ev.repeats * modes * (len(ev.times) + len(ev.time_steps))
+
+
+def deployment_study(model: SpikingMLP, config: RunConfig, split, *, progress: bool = False,
+                     energy: EnergyConfig | None = DEFAULT_ENERGY) -> list[dict]:
+    """Every evaluation of ``config.evaluate`` for the trained ``model`` (module docstring), on a
+    copy of ``model`` (the model given is left unchanged); ``progress`` shows a bar over the
+    :func:`evaluation_count` evaluations; ``energy``: the energy figures (None: accuracy only)."""
+    from tqdm.auto import tqdm
 
     ev, hw = config.evaluate, config.hardware
+    model = copy.deepcopy(model)
+    batch = config.data.eval_batch_size
+    energy = None if energy is None else EnergyMeter(model, energy)  # one meter: admittances reused across modes
     rows = []
-    model.undeploy()
-    model.set_hardware(hw.replace(mode="ideal", backward="ste"))
-    for steps in sorted(set(ev.time_steps) | {config.network.time_steps}):
-        rows.append({"family": hw.family, "repeat": 0, "sweep": "ideal", "mode": "ideal", "t": 0.0, "time_steps": steps,
-                     "accuracy": accuracy(model, split, config.data.eval_batch_size, time_steps=steps)})
-    hw_modes = [m for m in ev.modes if m != "ideal"]
-    for family in (hw.family, *[f for f in ev.families if f != hw.family]):
-        for repeat in range(ev.repeats):
-            model.set_hardware(deployment_hardware(hw, family))
-            model.deploy(0.0, repeat=repeat)
-            tag = {"family": family, "repeat": repeat}
-            rows += [tag | r for r in accuracy_vs_time(model, split, ev.times, hw_modes, config.data.eval_batch_size)]
-            rows += [tag | r for r in accuracy_vs_steps(model, split, ev.time_steps, ev.steps_time, hw_modes,
-                                                        config.data.eval_batch_size)]
-            model.undeploy()
-    model.set_hardware(hw)
+    with tqdm(total=evaluation_count(config), desc=f"{config.name}: deployment", unit="eval",
+              disable=not progress, leave=False) as bar:
+        model.undeploy()
+        model.set_hardware(hw.replace(mode="ideal", backward="ste"))
+        for steps in sorted(set(ev.time_steps) | {config.network.time_steps}):
+            rows.append({"family": hw.family, "repeat": 0, "sweep": "ideal", "mode": "ideal", "t": 0.0,
+                         "time_steps": steps, **evaluate(model, split, batch, steps, energy=energy)})
+            bar.update(1)
+        hw_modes = [m for m in ev.modes if m != "ideal"]
+        for family in (hw.family, *[f for f in ev.families if f != hw.family]):
+            for repeat in range(ev.repeats):
+                model.set_hardware(deployment_hardware(hw, family))
+                model.deploy(0.0, repeat=repeat)
+                tag = {"family": family, "repeat": repeat}
+                rows += [tag | r for r in accuracy_vs_time(model, split, ev.times, hw_modes, batch, energy=energy,
+                                                           bar=bar)]
+                rows += [tag | r for r in accuracy_vs_steps(model, split, ev.time_steps, ev.steps_time, hw_modes,
+                                                            batch, energy=energy, bar=bar)]
+                model.undeploy()
     return rows
 
 

@@ -47,7 +47,15 @@ Leaky integrator (LI) readout: the LIF membrane (with optional synapse) without 
 reset; its membrane trace is the network output, commonly reduced by its maximum or mean over
 time (:func:`membrane_max`, :func:`membrane_mean`).
 
-Sequences are time-major: ``(T, batch, features)`` (any trailing shape works elementwise).
+Sequences are time-major: ``(T, batch, features)`` (any trailing shape works elementwise), as in
+Norse and snnTorch. The sequence modules (:class:`LIF`, :class:`IF`, :class:`LeakyIntegrator`)
+also take batch-first input ``(batch, T, features)`` with ``batch_first=True`` (their output then
+has the same layout), and refuse what they cannot read unambiguously: a tensor with fewer than 3
+dimensions (``(8, 64)`` could be 8 steps of 64 features or 8 samples of one step: use the
+single-step cells :class:`LIFCell` / :class:`IFCell` for one step), and, when ``time_steps`` is
+given, a time axis of another length (the message says when the *other* axis has that length,
+i.e. the input looks batch-first or time-major instead). A ``(8, 16, 64)`` input is read as
+``T = 8`` only because the module's documented default says so (``batch_first=False``).
 """
 from __future__ import annotations
 
@@ -122,6 +130,37 @@ def _check_sequence(x) -> None:
     _check_input(x)
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"x must be time-major with T >= 1 steps, shape (T, ...), got {tuple(x.shape)}")
+
+
+def _check_layout(batch_first, time_steps) -> tuple[bool, Optional[int]]:
+    if not isinstance(batch_first, bool):
+        raise ValueError(f"batch_first must be a bool, got {batch_first!r}")
+    if time_steps is not None and (isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1):
+        raise ValueError(f"time_steps must be None or an int in [1, inf), got {time_steps!r}")
+    return batch_first, time_steps
+
+
+def _to_time_major(module: str, cell: str, x, batch_first: bool, time_steps: Optional[int]):
+    """``x`` as a time-major sequence for a sequence module, or a ValueError that says why the
+    layout cannot be read (module docstring)."""
+    if batch_first:
+        _check_input(x)
+    else:
+        _check_sequence(x)  # T >= 1
+    layout = "(batch, T, features, ...)" if batch_first else "(T, batch, features, ...)"
+    if x.dim() < 3:
+        raise ValueError(f"{module} runs over a sequence {layout} (batch_first={batch_first}), got a {x.dim()}-D "
+                         f"tensor of shape {tuple(x.shape)}, which does not say which axis is time: add the missing "
+                         f"axis (x[None] for T = 1, x[:, None] for one sample), or use {cell} for one time step")
+    t_axis = 1 if batch_first else 0
+    if time_steps is not None and x.shape[t_axis] != time_steps:
+        hint = ""
+        if x.shape[1 - t_axis] == time_steps:
+            hint = (f"; axis {1 - t_axis} has {time_steps} entries: the input looks "
+                    f"{'time-major' if batch_first else 'batch-first'}, so pass batch_first={not batch_first}")
+        raise ValueError(f"{module} expects {time_steps} time steps on axis {t_axis} of a {layout} input, got shape "
+                         f"{tuple(x.shape)}{hint}")
+    return x.transpose(0, 1) if batch_first else x
 
 
 # ============================================================================= parameters and state
@@ -394,40 +433,54 @@ def membrane_mean(v: torch.Tensor) -> torch.Tensor:
 
 # ============================================================================= modules
 class LIF(nn.Module):
-    """LIF layer over a time-major sequence ``(T, batch, features)`` → spikes of the same shape.
+    """LIF layer over a sequence → spikes of the same shape: time-major ``(T, batch, features, ...)``
+    by default, ``(batch, T, features, ...)`` with ``batch_first=True``; ``time_steps`` (optional)
+    makes the module refuse a time axis of another length (module docstring).
 
     ``forward(x, state=None)`` returns the spikes, or ``(spikes, membrane)`` if
     ``record_membrane=True``. Use :func:`lif_sequence` to also get the final state.
     """
 
-    def __init__(self, p: LIFParameters = LIFParameters(), dt: float = 1e-3, record_membrane: bool = False):
+    def __init__(self, p: LIFParameters = LIFParameters(), dt: float = 1e-3, record_membrane: bool = False, *,
+                 batch_first: bool = False, time_steps: Optional[int] = None):
         super().__init__()
         self.p = p.validate()
         self.dt = _check_dt(dt)
         self.record_membrane = bool(record_membrane)
+        self.batch_first, self.time_steps = _check_layout(batch_first, time_steps)
 
     def forward(self, x: torch.Tensor, state: Optional[LIFState] = None):
+        x = _to_time_major("LIF", "the single-step LIFCell", x, self.batch_first, self.time_steps)
         z, v, _ = lif_sequence(x, self.p, self.dt, state)
+        if self.batch_first:
+            z, v = z.transpose(0, 1), v.transpose(0, 1)
         return (z, v) if self.record_membrane else z
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, dt={self.dt:g}, record_membrane={self.record_membrane}"
+        return (f"p={self.p}, dt={self.dt:g}, record_membrane={self.record_membrane}, "
+                f"batch_first={self.batch_first}, time_steps={self.time_steps}")
 
 
 class IF(nn.Module):
-    """IF layer over a time-major sequence ``(T, batch, features)`` → spikes of the same shape."""
+    """IF layer over a sequence → spikes of the same shape (layout options as :class:`LIF`)."""
 
-    def __init__(self, p: IFParameters = IFParameters(), record_membrane: bool = False):
+    def __init__(self, p: IFParameters = IFParameters(), record_membrane: bool = False, *,
+                 batch_first: bool = False, time_steps: Optional[int] = None):
         super().__init__()
         self.p = p.validate()
         self.record_membrane = bool(record_membrane)
+        self.batch_first, self.time_steps = _check_layout(batch_first, time_steps)
 
     def forward(self, x: torch.Tensor, state: Optional[IFState] = None):
+        x = _to_time_major("IF", "the single-step IFCell", x, self.batch_first, self.time_steps)
         z, v, _ = if_sequence(x, self.p, state)
+        if self.batch_first:
+            z, v = z.transpose(0, 1), v.transpose(0, 1)
         return (z, v) if self.record_membrane else z
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, record_membrane={self.record_membrane}"
+        return (f"p={self.p}, record_membrane={self.record_membrane}, batch_first={self.batch_first}, "
+                f"time_steps={self.time_steps}")
 
 
 class LIFCell(nn.Module):
@@ -466,19 +519,24 @@ class IFCell(nn.Module):
 
 
 class LeakyIntegrator(nn.Module):
-    """Non-spiking leaky-integrator readout: ``(T, batch, features)`` → membrane trace, same shape.
+    """Non-spiking leaky-integrator readout: a sequence → membrane trace, same shape and layout
+    (time-major by default; options as :class:`LIF`).
 
-    Reduce the trace with :func:`membrane_max` or :func:`membrane_mean` to get logits.
+    Reduce the trace with :func:`membrane_max` or :func:`membrane_mean` (time-major: over dim 0)
+    to get logits.
     """
 
-    def __init__(self, p: LIParameters = LIParameters(), dt: float = 1e-3):
+    def __init__(self, p: LIParameters = LIParameters(), dt: float = 1e-3, *, batch_first: bool = False,
+                 time_steps: Optional[int] = None):
         super().__init__()
         self.p = p.validate()
         self.dt = _check_dt(dt)
+        self.batch_first, self.time_steps = _check_layout(batch_first, time_steps)
 
     def forward(self, x: torch.Tensor, state: Optional[LIState] = None) -> torch.Tensor:
+        x = _to_time_major("LeakyIntegrator", "li_step", x, self.batch_first, self.time_steps)
         v, _ = li_sequence(x, self.p, self.dt, state)
-        return v
+        return v.transpose(0, 1) if self.batch_first else v
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, dt={self.dt:g}"
+        return f"p={self.p}, dt={self.dt:g}, batch_first={self.batch_first}, time_steps={self.time_steps}"

@@ -27,7 +27,10 @@ so that ``G+ - G- = w·(g_max - g_min)/w_max`` exactly; the common ``g_min`` can
 difference of the two column currents.
 
 Energy per MVM: ``E = Σ_rows v_in·i_in·t_read + n_dac·e_dac + n_adc·e_adc`` (J), with the
-row currents from the circuit solution (so sneak paths and wire losses are included).
+row currents from the circuit solution (so sneak paths and wire losses are included). The
+cited default figures (ADC figure of merit, DAC, sense amplifier, neuron), the cells/wires split
+and the row admittance of a tile are in :mod:`xbar.energy`; energy per inference of a network
+from its spike counts in ``training.energy``.
 """
 from __future__ import annotations
 
