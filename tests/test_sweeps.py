@@ -283,6 +283,9 @@ def test_plan_and_report(reference):
     assert len(df) == 4 and set(df["hardware.family"]) == {"pcm", "rram"}
     assert df.equals(table(out)[0])
     assert json.loads(json.dumps(list(df.columns)))[:3] == ["key", "train_key", "status"]
+    # every point records the energy of the evaluated chip; the report plots accuracy against it
+    assert (df["energy_per_inference_J"] > 0).all() and (df["latency_per_step_s"] > 0).all()
+    assert list(dest.glob("accuracy_vs_metric_energy_per_inference*.png")), sorted(p.name for p in dest.iterdir())
 
 
 def test_cli_plan_and_errors(tmp_path, capsys):

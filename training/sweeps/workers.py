@@ -357,7 +357,8 @@ def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     without device non-idealities (``mode = "ideal"``), both at the point's time steps and ADC."""
     import torch
 
-    from training.loop import accuracy, model_from_checkpoint
+    from training.evaluate import evaluate
+    from training.loop import model_from_checkpoint
 
     cfg, state, splits, n_in, n_classes = loaded
     device = _torch_device(cfg)
@@ -369,16 +370,22 @@ def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     hw = cfg.hardware.replace(adc_bits=deploy["adc_bits"])
     steps, batch = deploy["time_steps"], cfg.data.eval_batch_size
     model.set_hardware(hw.replace(mode="ideal", backward="ste"))
-    ideal = accuracy(model, test, batch, steps)
-    acc = ideal
+    ideal_point = evaluate(model, test, batch, steps)
+    point = ideal_point
     if deploy["mode"] != "ideal":
         model.set_hardware(deployment_hardware(cfg.hardware, deploy))
-        repeat = deploy.get("repeat", 0)
-        model.deploy(0.0, repeat=repeat) if repeat else model.deploy(0.0)
+        model.deploy(0.0, repeat=deploy.get("repeat", 0))
         model.set_inference_time(deploy["t"])
         model.set_mode(deploy["mode"])
-        acc = accuracy(model, test, batch, steps)
-    return {"accuracy": acc, "ideal_accuracy": ideal, "accuracy_drop": ideal - acc}
+        point = evaluate(model, test, batch, steps)
+    acc, ideal = point["accuracy"], ideal_point["accuracy"]
+    # energy and latency of the evaluated network (the deployed chip; the ideal one for ideal points)
+    energy = {k: point[k] for k in ENERGY_METRICS if k in point}
+    return {"accuracy": acc, "ideal_accuracy": ideal, "accuracy_drop": ideal - acc, **energy}
+
+
+#: energy metrics recorded per point (:meth:`training.energy.EnergyReport.metrics`)
+ENERGY_METRICS = ("energy_per_inference_J", "latency_per_step_s", "spikes_per_inference")
 
 
 def evaluate_task(train_key: str, config: dict, checkpoint: bytes, items: list) -> list[dict]:
