@@ -74,13 +74,15 @@ def test_oscillator_dc_period_matches_ngspice():
     rep = validate_neuron("oscillator", np.full(40, 400e-6), 0.1e-6, dt_sim=0.5e-9, v0=0.72)
     spikes = rep.spike_times_spice["oscillator"]
     assert len(spikes) >= 3
-    assert rep.period_rel_err <= 0.01 and rep.max_spike_time_err <= 0.01, rep.summary()
+    # measured 1.5e-4 (period) and 1.2e-4 (spike times) with the second-order step (issue 14)
+    assert rep.period_rel_err <= 1e-3 and rep.max_spike_time_err <= 1e-3, rep.summary()
     # the regenerative switch fires a few k_th before the ideal threshold: period ≈ 4 % below the formula
     ideal = float(oscillator_period(400e-6))
     assert 0.9 * ideal < rep.period_spice < ideal
-    # the torch step freezes the thresholds over a half step (first order in Δt): the period error
-    # accumulates into a time shift on the steep discharge, so the membrane error is a few % here
-    assert rep.max_membrane_err < 0.05, rep.summary()
+    # the membrane within 1 % of its 0.28 V swing on the steep discharges (issue 14 target): measured
+    # 2.1e-3 at 0.5 ns (1.5e-3 at 0.25 ns, where the torch step is within 3e-5 of a Radau reference,
+    # so the rest is ngspice's own step); the previous first-order switch step gave 2-4 %
+    assert rep.passed and rep.max_membrane_err <= 0.01, rep.summary()
 
 
 # ------------------------------------------------------------------------ network
@@ -243,3 +245,32 @@ def test_cli_validate_network(tmp_path, capsys):
         xbar_main(["spice", "validate-network", "--v-swing", "-0.2"])
     assert xbar_main(["spice", "validate-network", "--v-low", "0.3", "--v-high", "0.2"]) == 2
     assert "v_low must be < v_high" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ caps on unbounded work (issue 15)
+@pytest.mark.parametrize("args, expected", [
+    (["--dt", "1e-15"], "refused"),                                   # 1e11 samples: ~800 GB before the fix
+    (["--kind", "oscillator", "--t-stop", "1e-3"], "pass --force"),   # 4e6 torch steps: ~30 min
+    (["--dt-sim", "1e-15"], "refused"),                               # 1e9 substeps per sample
+])
+def test_cli_refuses_unbounded_neuron_validations_with_the_estimate(args, expected, capsys):
+    import time
+
+    start = time.perf_counter()
+    assert xbar_main(["spice", "validate-neuron", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert time.perf_counter() - start < 10.0  # refused at once, before any allocation or simulation
+    assert len(err.splitlines()) == 1 and err.startswith("xbar: error: validating the")
+    assert expected in err and ("about" in err)
+
+
+def test_validate_neuron_caps_torch_steps():
+    i_in = torch.full((100,), 20e-6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="max_torch_steps"):
+        validate_neuron("mif", i_in, 1e-6, dt_sim=1e-12)  # 1e8 torch steps
+    with pytest.raises(ValueError, match="max_torch_steps"):
+        validate_neuron("mif", i_in, 1e-6, max_torch_steps=100)  # 2000 steps
+    with pytest.raises(ValueError, match="max_torch_steps"):
+        validate_neuron("mif", i_in, 1e-6, max_torch_steps=1.5)
+    with pytest.raises(ValueError, match="max_torch_steps"):
+        validate_network(dt_sim=1e-14)

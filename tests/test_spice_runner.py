@@ -1,4 +1,6 @@
 """Netlist builder safety, the ngspice runner, and the RRAM subcircuit's transient vs memxbar."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -97,3 +99,87 @@ def test_rram_pulse_transient_matches_ngspice(amplitude, gap0):
     assert swing_gap > 0.03e-9  # the pulse really switched the device
     assert np.abs(gap_m - gap_s).max() <= 0.01 * swing_gap
     assert np.abs(i_m - i_s).max() <= 0.01 * np.ptp(i_s)
+
+
+# ------------------------------------------------------------------ no user init file runs (issue 15)
+_PROBE = r"""
+import sys
+from circuits.spice.ngspice import run_netlist
+for backend in sys.argv[1:]:
+    res = run_netlist("t\nV1 a 0 DC 1\nR1 a 0 1k\n.op\n.end\n", backend=backend)
+    assert res.backend == backend and abs(res["a"][0] - 1.0) < 1e-12
+print("ran")
+"""
+
+
+def test_a_planted_spiceinit_never_runs(tmp_path):
+    """ngspice sources ``.spiceinit``/``spice.rc`` from the working directory, $HOME,
+    $USERPROFILE and $SPICE_USERINIT_DIR; a ``shell`` line there used to run when a user validated
+    inside a received directory (libngspice read ./.spiceinit in the user's process). Fresh
+    process: the shared library is loaded once per process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    received, home = tmp_path / "received", tmp_path / "home"
+    received.mkdir()
+    home.mkdir()
+    markers = []
+    for where in (received, home):
+        for name in (".spiceinit", "spice.rc"):
+            marker = tmp_path / f"PWNED-{where.name}-{name.lstrip('.')}"
+            (where / name).write_text(f"echo planted\nshell touch {marker}\n")
+            markers.append(marker)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HOME": str(home), "USERPROFILE": str(home), "SPICE_USERINIT_DIR": str(home),
+           "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, "shared", "batch"], cwd=received, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "ran" in proc.stdout, proc.stderr[-2000:]
+    assert not [m.name for m in markers if m.exists()]
+    assert "planted" not in proc.stdout + proc.stderr
+    # the user's process is left as it was: working directory and variables restored
+    assert (received / ".spiceinit").is_file()
+
+
+def test_sandbox_restores_cwd_and_variables(tmp_path, monkeypatch):
+    from circuits.spice.ngspice import USER_INIT_VARIABLES, _sandbox
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("USERPROFILE", raising=False)
+    with _sandbox() as box:
+        assert os.getcwd() == box != str(tmp_path) and not os.listdir(box)
+        assert all(os.environ[name] == box for name in USER_INIT_VARIABLES)
+    assert os.getcwd() == str(tmp_path) and os.environ["HOME"] == str(tmp_path)
+    assert "USERPROFILE" not in os.environ and not os.path.exists(box)
+
+
+@pytest.mark.parametrize("bad", ["reltol\n", "abc\n", "gmin\n.control"])
+def test_identifiers_with_a_trailing_newline_are_rejected(bad):
+    # ``^...$`` with re.match accepts one trailing newline; identifiers are matched whole
+    with pytest.raises(NetlistError):
+        ident(bad)
+    net = divider()
+    with pytest.raises(NetlistError):
+        net.set_options(**{bad: 1.0})
+    with pytest.raises(NetlistError):
+        net.vsource(bad, "a", "0", dc=1.0)
+
+
+def test_control_blocks_are_refused_by_the_runner():
+    text = divider().render().replace(".end", ".control\nshell echo hi\n.endc\n.end")
+    with pytest.raises(ValueError, match=r"\.control block"):
+        run_netlist(text, backend="batch")
+
+
+@pytest.mark.parametrize("backend", ["shared", "batch"])
+def test_simulation_errors_have_a_telling_first_line(backend):
+    from circuits.spice.ngspice import SpiceSimulationError
+
+    # two ideal sources in parallel at different voltages: no operating point exists
+    text = "t\nV1 a 0 DC 1\nV2 a 0 DC 2\nR1 a 0 1k\n.op\n.end\n"
+    with pytest.raises(SpiceSimulationError) as info:
+        run_netlist(text, backend=backend)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("ngspice") and len(first) < 300

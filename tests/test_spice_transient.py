@@ -211,8 +211,8 @@ def test_step_control_converges():
     (dict(v_rows=np.zeros((3, 3))), r"v_rows must have shape \(len\(times\), rows\) = \(3, 2\)"),
     (dict(v_cols=np.zeros((3,))), "v_cols must have shape"),
     (dict(v_rows=np.full((3, 2), np.inf)), "v_rows must be finite"),
-    (dict(substeps=0), "substeps must be an int >= 1"),
-    (dict(max_gap_step=0.0), r"max_gap_step must be in \(0, 1e-9\]"),
+    (dict(substeps=0), r"substeps must be an int(eger in \[1, inf\)| >= 1)"),
+    (dict(max_gap_step=0.0), r"max_gap_step must be in \(0, 1e-0?9\]"),
     (dict(max_gap_step=1e-6), "max_gap_step"),
 ])
 def test_bad_input_raises(change, match):

@@ -216,6 +216,23 @@ def test_crossbar_linear_deploy_repeats_are_independent_draws():
     assert deployment_hardware(hw).seed == hw.seed
 
 
+def test_deployment_on_another_family_keeps_the_retention_policy():
+    """A PCM-trained network deployed on RRAM and read at 1 year: the study-wide choice beyond
+    RRAM's 2-day retention data travels with the weights; the other preset options do not."""
+    from training.evaluate import deployment_hardware
+    from training.hardware import HardwareConfig
+    hw = HardwareConfig(family="pcm", device_params={"retention_beyond_data": "extend", "d2d_sigma": 0.1})
+    moved = deployment_hardware(hw, "rram")
+    assert moved.family == "rram" and moved.device_params == {"retention_beyond_data": "extend"}
+    rram = moved.probe_device((4, 4))
+    rram.program(torch.full((4, 4), 20e-6, dtype=torch.float64))
+    assert bool(torch.isfinite(rram.read(31536000.0)).all())
+    refused = deployment_hardware(HardwareConfig(family="pcm"), "rram").probe_device((4, 4))
+    refused.program(torch.full((4, 4), 20e-6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="retention"):
+        refused.read(31536000.0)
+
+
 def test_hardware_window_must_fit_the_device():
     """Regression (issue 15): hardware.g_max = 1e9 trained to chance silently (targets clipped)."""
     from training import HardwareConfig

@@ -2,6 +2,8 @@
 atomic writes, and clear errors for bad run configs (``training.loop``, ``training.config``)."""
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 import math
@@ -109,6 +111,12 @@ def test_resume_with_a_different_config_raises(tmp_path):
     other = cfg.replace(train=TrainConfig(epochs=2, lr=0.02))
     with pytest.raises(ValueError, match="different configuration"):
         train(other, tmp_path, progress=False)
+    # where the run executes is not part of the configuration: another device or thread count resumes
+    train(cfg, tmp_path / "moved", progress=False, stop_after=1)
+    elsewhere = cfg.replace(device="cpu", train=dataclasses.replace(cfg.train, threads=1))
+    assert elsewhere.to_dict() != cfg.to_dict()
+    _, hist_elsewhere = train(elsewhere, tmp_path / "moved", progress=False)
+    assert len(hist_elsewhere) == cfg.train.epochs
     # resume=False starts afresh and overwrites
     _, hist = train(other, tmp_path, resume=False, progress=False, stop_after=1)
     assert len(hist) == 1 and load(latest_checkpoint(tmp_path))["config"] == other.to_dict()

@@ -41,7 +41,7 @@ DEFAULT_ENERGY = EnergyConfig()
 
 def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: int = 0) -> HardwareConfig:
     """``hw`` in deployment mode (``noisy``, straight-through), moved to ``family`` (its default
-    preset and window). The device seed stays ``hw.seed``: deployment repeat ``k`` draws its devices
+    preset and window; ``retention_beyond_data`` is kept). The device seed stays ``hw.seed``: deployment repeat ``k`` draws its devices
     from the hashed path ``(seed, layer, tile, repeat k)`` when programmed with
     ``model.deploy(t, repeat=k)``; ``repeat`` here must be 0 (the seed is no longer offset by the
     repeat, which made repeat 1 / tile 0 reuse repeat 0 / tile 1's devices)."""
@@ -50,8 +50,15 @@ def deployment_hardware(hw: HardwareConfig, family: str | None = None, repeat: i
                          "model.deploy(t, repeat=...), not by the hardware seed; call deployment_hardware(hw, family)")
     changes = {"mode": "noisy", "backward": "ste"}
     if family is not None and family != hw.family:
-        changes.update(family=family, preset=None, device_params={}, g_min=None, g_max=None)
+        # the other family's defaults, keeping the study-wide policy beyond the retention data
+        # (a field every family accepts)
+        keep = {k: v for k, v in hw.device_params.items() if k in _CROSS_FAMILY_DEVICE_PARAMS}
+        changes.update(family=family, preset=None, device_params=keep, g_min=None, g_max=None)
     return hw.replace(**changes)
+
+
+#: device parameters that mean the same for every family and follow the weights to another family
+_CROSS_FAMILY_DEVICE_PARAMS = ("retention_beyond_data",)
 
 
 def evaluate(model: SpikingMLP, split, batch_size: int = 1000, time_steps: int | None = None,

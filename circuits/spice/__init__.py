@@ -6,10 +6,16 @@
   dynamics under piecewise-linear sources.
 * :func:`run_netlist` — simulate with ngspice (PySpice shared library or ``ngspice -b``),
   returning a :class:`SpiceResult`; a missing ngspice raises :class:`NgspiceNotFoundError`.
+  ngspice runs in an empty temporary directory with ``HOME`` pointing there, so no
+  ``.spiceinit``/``spice.rc`` (which may hold ``shell`` commands) is ever read, and netlists
+  with a ``.control`` block are refused.
 * :func:`validate` — memxbar vs ngspice on one input vector → :class:`ValidationReport`
   (max relative errors of output currents and node voltages, both wall times);
   :func:`spice_solution` — ngspice's currents and node voltages alone.
-* :mod:`circuits.spice.cli` — the ``xbar spice export|validate`` sub-commands.
+* :mod:`circuits.spice.cli` — the ``xbar spice export|validate|validate-neuron|validate-network``
+  sub-commands (arrays from :mod:`.cli_arrays`: random, the user's conductances or a device
+  preset read at a time), with cost estimates checked first (:mod:`.cost`) and a progress bar
+  for long runs (:mod:`.progress`).
 """
 from .crossbar_export import (TIGHT_OPTIONS, crossbar_netlist, crossbar_transient_netlist, export_crossbar,
                               write_atomic)

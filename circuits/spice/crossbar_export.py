@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from devices._io import atomic_write_bytes
+from devices.validation import as_tensor
 
 from .device_models import device_iv, rram_cell
 from .netlist import DIALECTS, Expr, Netlist, const, func, volt
@@ -71,11 +72,12 @@ def _ekv_expr(cfg, v: Expr, v_gate: float) -> Expr:
 
 
 def _check_vector(name: str, values, n: int, what: str) -> torch.Tensor:
-    t = torch.as_tensor(values, dtype=torch.float64).detach().cpu().reshape(-1)
+    if values is None:
+        raise ValueError(f"{name} must hold {n} voltages (V, one per {what}), got None")
+    t = as_tensor(name, values.detach() if torch.is_tensor(values) else values, dtype=torch.float64,
+                  device="cpu").reshape(-1)
     if t.numel() != n:
         raise ValueError(f"{name} must have {n} entries (one per {what}), got {t.numel()}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} must be finite (no NaN/inf)")
     return t
 
 
@@ -100,8 +102,16 @@ def crossbar_netlist(crossbar, v_in, *, v_col_bias=None, title: str = "memxbar c
     return net
 
 
+def print_sense_currents(net: Netlist, crossbar) -> None:
+    """Make ``net`` print every column's output current ``i_out_<j>`` (A, into the sense end;
+    with ``col_sense="both"`` the sum of both ends) when run on its own (``ngspice -b``)."""
+    both = crossbar.config.col_sense == "both" and crossbar.rows > 1
+    for j in range(crossbar.cols):
+        net.print_current(f"i_out_{j}", [f"sense_{j}", f"sense_{j}_b"] if both else [f"sense_{j}"])
+
+
 def export_crossbar(crossbar, v_in, *, v_col_bias=None, path: str | os.PathLike | None = None,
-                    dialect: str = "ngspice") -> str:
+                    dialect: str = "ngspice", print_currents: bool = True) -> str:
     """Netlist text of ``crossbar``'s DC operating point (see :func:`crossbar_netlist`).
 
     Args:
@@ -109,12 +119,19 @@ def export_crossbar(crossbar, v_in, *, v_col_bias=None, path: str | os.PathLike 
         v_col_bias: ``(cols,)`` column-end voltages (V), default 0.
         path: if given, the text is also written there atomically (:func:`write_atomic`).
         dialect: ``"ngspice"`` or ``"xyce"`` (option groups and ``u()`` → ``stp()``).
+        print_currents: make the file print the column currents when run on its own
+            (:func:`print_sense_currents`): ``ngspice -b FILE`` prints one line
+            ``i_out_<j> = <A>`` per column (16 significant digits) from a ``.control`` block that
+            ends with ``quit``; Xyce writes them with ``.print dc`` to ``FILE.prn``.
     Returns:
         The netlist text (identical to the file's content when ``path`` is given).
     """
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {list(DIALECTS)}, got {dialect!r}")
-    text = crossbar_netlist(crossbar, v_in, v_col_bias=v_col_bias).render(dialect)
+    net = crossbar_netlist(crossbar, v_in, v_col_bias=v_col_bias)
+    if print_currents:
+        print_sense_currents(net, crossbar)
+    text = net.render(dialect)
     if path is not None:
         write_atomic(path, text)
     return text

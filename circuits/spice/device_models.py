@@ -10,8 +10,10 @@ RRAM (Stanford–PKU gap model, :mod:`devices.rram_physics`), pins ``te be``, st
 ``gap`` in nanometres (volts on the capacitor = gap/nm)::
 
     I(te→be) = I0·s·exp(-g/g0)·sinh(V/V0)
-    dg/dt    = -v0·r·exp(-Ea/(kB·T/q))·sinh(γ_eff·a0·V/(t_ox·kB·T/q))
-    T        = T_amb + |V·I|·R_th,   γ = γ0 − β·(g/1 nm)³,   γ_eff = γ·u(γ|V|/t_ox − F_min)
+    x        = γ_eff·a0·V/(t_ox·kB·T/q)
+    dg/dt    = -v0·r·[exp(x − Ea/(kB·T/q)) − exp(−x − Ea_r/(kB·T/q))]   (rate_law "generation_recombination")
+    dg/dt    = -v0·r·exp(-Ea/(kB·T/q))·sinh(x)                          (rate_law "single_sinh")
+    T        = T_amb + |V·I|·R_th,   γ = γ0 − β·(g/1 nm)³,   γ_eff = γ·u(γ|V|/t_ox − F_min) (γ if F_min = 0)
 
 with the rate gated by ``u(g − gap_min)`` when the gap shrinks and ``u(gap_max − g)`` when it
 grows (the clamp of the memxbar integrator). ``s`` and ``r`` are the device's D2D factors.
@@ -34,9 +36,14 @@ def _rram_rate_expr(p: RRAMParams, v_dev: Expr, current: Expr, gap_nm: Expr, gap
     temp = const(p.t_amb) + func("abs", v_dev * current) * const(p.r_th)
     v_th = const(K_B / Q_E) * temp
     gamma = const(p.gamma0) - const(p.beta_gamma) * gap_nm * gap_nm * gap_nm
-    gamma_eff = gamma * func("u", gamma * func("abs", v_dev) - const(p.f_min * p.t_ox))
-    rate = const(-p.vel0 * rate_scale / NM) * func("exp", const(-p.ea) / v_th) \
-        * func("sinh", gamma_eff * const(p.a0) * v_dev / (const(p.t_ox) * v_th))
+    if p.f_min > 0:  # the minimum-field gate, exactly as devices.rram_physics.gap_velocity
+        gamma = gamma * func("u", gamma * func("abs", v_dev) - const(p.f_min * p.t_ox))
+    x = gamma * const(p.a0) * v_dev / (const(p.t_ox) * v_th)
+    if getattr(p, "rate_law", "single_sinh") == "generation_recombination":
+        rate = const(-p.vel0 * rate_scale / NM) * (func("exp", x - const(p.ea) / v_th)
+                                                   - func("exp", -x - const(p.ea_r) / v_th))
+    else:
+        rate = const(-p.vel0 * rate_scale / NM) * func("exp", const(-p.ea) / v_th) * func("sinh", x)
     shrink = func("min", rate, const(0.0)) * func("u", gap_state - const(p.gap_min / NM))
     grow = func("max", rate, const(0.0)) * func("u", const(p.gap_max / NM) - gap_state)
     return shrink + grow

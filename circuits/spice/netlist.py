@@ -22,7 +22,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+#: a whole identifier (always used with ``fullmatch``: ``$`` would also accept a trailing newline)
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 # ngspice-only expression functions and their Xyce names (a name must not be preceded by an
 # identifier character, so node names such as ``V(menu)`` are never touched)
 _XYCE_FUNCTIONS = {"u": "stp"}
@@ -36,7 +37,7 @@ class NetlistError(ValueError):
 
 def ident(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a safe SPICE identifier, else raise :class:`NetlistError`."""
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
         raise NetlistError(f"{what} {name!r} is not a valid identifier: use letters, digits and '_' "
                            "(starting with a letter, at most 64 characters)")
     return name
@@ -78,6 +79,7 @@ class Netlist:
     models: list[str] = field(default_factory=list)
     analysis: str | None = None
     options: dict[str, float] = field(default_factory=dict)
+    printed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- text
     def comment(self, text: str, *, header: bool = False) -> None:
@@ -171,6 +173,16 @@ class Netlist:
         for key, val in values.items():
             self.options[ident(key, "option")] = float(num(val, key))
 
+    def print_current(self, output: str, sources: list[str]) -> None:
+        """Print ``output`` = the sum of the branch currents (A) of the voltage sources ``sources``
+        (names as given to :meth:`vsource`, without the ``V``) when the operating-point netlist is
+        run on its own: ngspice (``ngspice -b file.cir``) prints ``<output> = <value>`` lines from
+        a ``.control`` block (``op``, ``print``, ``quit``); Xyce gets a ``.print dc`` card. A source's
+        branch current flows from its + node through the source to its - node."""
+        if not sources:
+            raise NetlistError(f"print_current {output!r}: at least one source is needed")
+        self.printed[ident(output, "output")] = tuple(ident(name, "voltage source") for name in sources)
+
     # ---------------------------------------------------------------- output
     def render(self, dialect: str = "ngspice") -> str:
         if dialect not in DIALECTS:
@@ -182,8 +194,30 @@ class Netlist:
         lines += cards if dialect == "ngspice" else [to_xyce_card(card) for card in cards]
         lines.append("")
         lines += self._option_cards(dialect)
-        lines += [self.analysis, ".end", ""]
+        lines.append(self.analysis)
+        lines += self._print_cards(dialect)
+        lines += [".end", ""]
         return "\n".join(lines)
+
+    def _print_cards(self, dialect: str) -> list[str]:
+        if not self.printed:
+            return []
+        if self.analysis != ".op":
+            raise NetlistError("printed currents need the operating-point analysis (op())")
+        if dialect == "xyce":
+            terms = ["{" + "+".join(f"I(V{name})" for name in sources) + "}" if len(sources) > 1 else
+                     f"I(V{sources[0]})" for sources in self.printed.values()]
+            cards = [f"* printed: {', '.join(self.printed)} (A, in this order)"]
+            chunks = [terms[k:k + 8] for k in range(0, len(terms), 8)]
+            cards.append(".print dc " + " ".join(chunks[0]))
+            cards += ["+ " + " ".join(chunk) for chunk in chunks[1:]]
+            return cards
+        cards = [".control", "op", "set numdgt=15"]
+        for output, sources in self.printed.items():
+            cards.append(f"let {output} = " + " + ".join(f"v{name.lower()}#branch" for name in sources))
+        cards += [f"print {output}" for output in self.printed]
+        cards += ["quit", ".endc"]
+        return cards
 
     def _option_cards(self, dialect: str) -> list[str]:
         if not self.options:

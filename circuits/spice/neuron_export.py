@@ -61,6 +61,7 @@ import torch
 from circuits.neurons.mif import X_INIT_KANG2021, MIFParameters, validate_mif_parameters
 from circuits.neurons.oscillator import (OscillatorParameters, oscillator_initial_state,
                                          validate_oscillator_parameters)
+from devices.validation import check_real
 from devices.volatile import SwitchParameters
 
 from .crossbar_export import _cells, _two_terminal
@@ -97,13 +98,9 @@ def _waveform(name: str, values, dt) -> tuple[torch.Tensor, float]:
         raise ValueError(f"{name} must be a time-major waveform with at least one sample, got shape {tuple(w.shape)}")
     if not bool(torch.isfinite(w).all()):
         raise ValueError(f"{name} must be finite (no NaN/inf)")
-    try:
-        dt = float(dt)
-    except (TypeError, ValueError):
-        raise ValueError(f"dt must be a time step in (0, inf) s, got {dt!r}") from None
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a time step in (0, inf) s, got {dt!r}")
-    return w, dt
+    if torch.is_tensor(dt) and dt.numel() == 1:
+        dt = dt.item()
+    return w, check_real("dt (time step, s)", dt, low=0.0, low_open=True)
 
 
 def pwl_points(values, dt: float, edge: float | None = None) -> list[tuple[float, float]]:

@@ -48,7 +48,7 @@ import torch
 
 from circuits.neurons.mif import X_INIT_KANG2021, MIFParameters, MIFState, mif_step, mif_step_euler
 from circuits.neurons.oscillator import OscillatorParameters, oscillator_initial_state, oscillator_step
-from devices.validation import check_scalar
+from devices.validation import check_int, check_scalar
 
 from .neuron_export import _check_layers, _waveform, check_swing, mif_netlist, network_netlist, oscillator_netlist
 from .ngspice import run_netlist
@@ -61,6 +61,8 @@ F64 = torch.float64
 DT_SIM_MIF, DT_SIM_OSCILLATOR = 50e-9, 0.25e-9
 #: default largest ngspice step (s) per neuron kind
 DT_SPICE_MIF, DT_SPICE_OSCILLATOR = 50e-9, 0.5e-9
+#: default cap on the torch steps of one validation (about 15 min at 0.4 ms per step); None lifts it
+MAX_TORCH_STEPS = 2_000_000
 
 
 @dataclass
@@ -159,6 +161,17 @@ def _level(value) -> float:
     return level
 
 
+def _check_steps(n_samples: int, n_sub: int, max_torch_steps) -> None:
+    """Refuse a validation of more than ``max_torch_steps`` torch steps (None: no cap)."""
+    if max_torch_steps is None:
+        return
+    max_torch_steps = check_int("max_torch_steps", max_torch_steps, low=1)
+    if n_samples * n_sub > max_torch_steps:
+        raise ValueError(f"the validation would take {n_samples * n_sub} torch steps ({n_samples} samples x {n_sub} "
+                         f"substeps, about {n_samples * n_sub * 0.4e-3:.3g} s), above max_torch_steps = "
+                         f"{max_torch_steps}; shorten the waveform, raise dt_sim, or pass max_torch_steps=None")
+
+
 def _substeps(dt: float, dt_sim: float | None, default: float) -> int:
     """Torch steps per waveform sample: ``dt_sim`` must divide ``dt`` (default: ≤ ``default``)."""
     if dt_sim is None:
@@ -241,7 +254,7 @@ def network_forward(crossbars, v_in, dt: float, p: MIFParameters = MIFParameters
 def validate_neuron(kind: str = "mif", i_in=None, dt: float = 1e-6, *, params=None, dt_sim: float | None = None,
                     method: str = "exact", v0: float = 0.0, x0: float | None = None, max_step: float | None = None,
                     spike_level: float | None = None, spike_tolerance: float = 0.01, membrane_tolerance: float = 0.01,
-                    backend: str = "auto") -> NeuronValidationReport:
+                    backend: str = "auto", max_torch_steps: int | None = MAX_TORCH_STEPS) -> NeuronValidationReport:
     """Compare a torch neuron with ngspice under the input current ``i_in`` (A).
 
     Args:
@@ -255,6 +268,8 @@ def validate_neuron(kind: str = "mif", i_in=None, dt: float = 1e-6, *, params=No
         max_step: ngspice's largest step (default :data:`DT_SPICE_MIF` / :data:`DT_SPICE_OSCILLATOR`).
         spike_level: spike threshold (default: ``params.v_spike`` in V for the MIF, ``params.x_spike``
             (switch state) for the oscillator).
+        max_torch_steps: refuse (ValueError) more torch steps than this (default :data:`MAX_TORCH_STEPS`;
+            None: no cap).
     """
     if kind not in ("mif", "oscillator"):
         raise ValueError(f"kind must be 'mif' or 'oscillator', got {kind!r}")
@@ -269,6 +284,7 @@ def validate_neuron(kind: str = "mif", i_in=None, dt: float = 1e-6, *, params=No
     membrane_tolerance = _check_tolerance("membrane_tolerance", membrane_tolerance)
     v0 = check_scalar("v0", v0)
     n_sub = _substeps(dt, dt_sim, DT_SIM_MIF if kind == "mif" else DT_SIM_OSCILLATOR)
+    _check_steps(w.numel(), n_sub, max_torch_steps)
     step = min(DT_SPICE_MIF if kind == "mif" else DT_SPICE_OSCILLATOR, dt) if max_step is None else max_step
     t_stop = w.numel() * dt
     if kind == "mif":
@@ -330,12 +346,13 @@ def validate_network(crossbars=None, v_in=None, dt: float = 1e-6, *, params: MIF
                      current_gain: float = 1.0, v_gain: float = 1.0, v_swing: float | None = None,
                      dt_sim: float | None = None, max_step: float | None = None, spike_level: float | None = None, seed: int = 0,
                      spike_tolerance: float = 0.01,
-                     membrane_tolerance: float = 0.01, backend: str = "auto") -> NeuronValidationReport:
+                     membrane_tolerance: float = 0.01, backend: str = "auto",
+                     max_torch_steps: int | None = MAX_TORCH_STEPS) -> NeuronValidationReport:
     """Compare :func:`network_forward` with ngspice on crossbar layers feeding MIF neurons.
 
     Without ``crossbars``/``v_in`` the :func:`default_network` of ``seed`` is used. The membrane
     error is relative to the swing of all neurons together (largest minus smallest voltage);
-    ``spike_level`` (V) defaults to ``params.v_spike``.
+    ``spike_level`` (V) defaults to ``params.v_spike``; ``max_torch_steps`` as in :func:`validate_neuron`.
     """
     if (crossbars is None) != (v_in is None):
         raise ValueError("pass both crossbars and v_in, or neither (default network)")
@@ -347,6 +364,7 @@ def validate_network(crossbars=None, v_in=None, dt: float = 1e-6, *, params: MIF
     membrane_tolerance = _check_tolerance("membrane_tolerance", membrane_tolerance)
     p = MIFParameters() if params is None else params
     n_sub = _substeps(dt, dt_sim, DT_SIM_MIF)
+    _check_steps(w.shape[0], n_sub, max_torch_steps)
     step = min(DT_SPICE_MIF, dt) if max_step is None else max_step
     level = p.v_spike if spike_level is None else _level(spike_level)
     net = network_netlist(layers, w, dt, p, current_gain=current_gain, v_gain=v_gain, v_swing=v_swing, max_step=step)

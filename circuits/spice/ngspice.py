@@ -16,6 +16,18 @@ Backends:
 * ``"auto"`` (default) — shared if the library loads, otherwise batch.
 
 A missing ngspice raises :class:`NgspiceNotFoundError`, whose message says how to install it.
+
+No user init file is ever read. At start-up ngspice sources its system ``spinit`` (from
+``SPICE_LIB_DIR``/``SPICE_SCRIPTS`` or its install prefix) and then the first *user* init file
+it finds: ``.spiceinit`` or ``spice.rc`` in ``$SPICE_USERINIT_DIR`` (the binary only), in the
+**current directory**, in ``$HOME`` and in ``$USERPROFILE``. Such a file may hold ``shell``
+commands, so validating inside a directory received from someone else would run them. Both
+backends therefore start ngspice in a fresh, empty temporary directory with ``HOME``,
+``USERPROFILE`` and ``SPICE_USERINIT_DIR`` pointing at it (:func:`clean_ngspice_environment`):
+the shared library is loaded, and every command is sent, inside that sandbox (the
+process-wide working directory and those variables are restored afterwards; the calls hold a
+lock, but another thread of the same process that opens relative paths at that moment would
+see the temporary directory), and ``ngspice -b`` additionally gets ``-n`` (no user init file).
 """
 from __future__ import annotations
 
@@ -39,6 +51,8 @@ INSTALL_HINT = ("install it with `apt-get install ngspice libngspice0` (Debian/U
 
 _LOCK = threading.Lock()
 _SHARED = None
+#: environment variables through which ngspice finds a user init file (``.spiceinit``/``spice.rc``)
+USER_INIT_VARIABLES = ("HOME", "USERPROFILE", "SPICE_USERINIT_DIR")
 
 
 class NgspiceNotFoundError(RuntimeError):
@@ -46,7 +60,24 @@ class NgspiceNotFoundError(RuntimeError):
 
 
 class SpiceSimulationError(RuntimeError):
-    """ngspice ran but reported an error or produced no result."""
+    """ngspice ran but reported an error or produced no result. The first line of the message
+    says what failed (with ngspice's most telling error line); ngspice's log follows."""
+
+
+#: ngspice log lines that say what failed, most telling first
+_KEY_LINES = [re.compile(pattern, re.IGNORECASE) for pattern in (
+    r"too small|singular|no convergence|not found|unknown|can't find|cannot", r"error", r"fail", r"abort")]
+
+
+def simulation_error(headline: str, log: str) -> SpiceSimulationError:
+    """A :class:`SpiceSimulationError` whose first line is ``headline`` plus ngspice's most
+    telling failure line (e.g. ``doAnalyses: OP: Timestep too small; trouble with node ...``),
+    followed by the log's last 2000 characters."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    key = next(([ln for ln in lines if pattern.search(ln)] for pattern in _KEY_LINES
+                if any(pattern.search(ln) for ln in lines)), [])
+    first = f"{headline}: {key[-1]}" if key else headline
+    return SpiceSimulationError(f"{first}\n{log[-2000:]}" if log.strip() else first)
 
 
 @dataclass
@@ -86,8 +117,42 @@ def find_libngspice() -> str | None:
     return None
 
 
+def clean_ngspice_environment(directory: str | os.PathLike) -> dict[str, str]:
+    """A copy of ``os.environ`` in which every place ngspice looks for a user init file
+    (:data:`USER_INIT_VARIABLES`) is the empty ``directory``."""
+    env = dict(os.environ)
+    env.update({name: str(directory) for name in USER_INIT_VARIABLES})
+    return env
+
+
+@contextlib.contextmanager
+def _sandbox():
+    """Run the body in a fresh empty directory with ``HOME``/``USERPROFILE``/``SPICE_USERINIT_DIR``
+    pointing at it, so libngspice finds no ``.spiceinit``/``spice.rc``; restores the working
+    directory and the variables afterwards (hold :data:`_LOCK`)."""
+    try:
+        saved_cwd = os.getcwd()
+    except OSError:  # the working directory was removed: nothing to return to
+        saved_cwd = None
+    saved_env = {name: os.environ.get(name) for name in USER_INIT_VARIABLES}
+    with tempfile.TemporaryDirectory(prefix="memxbar-ngspice-") as tmp:
+        try:
+            os.chdir(tmp)
+            os.environ.update({name: tmp for name in USER_INIT_VARIABLES})
+            yield tmp
+        finally:
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if saved_cwd is not None:
+                os.chdir(saved_cwd)
+
+
 def _shared_instance():
-    """The process-wide PySpice NgSpiceShared instance (libngspice is a process singleton)."""
+    """The process-wide PySpice NgSpiceShared instance (libngspice is a process singleton);
+    call inside :func:`_sandbox`, which is where ngspice looks for its init files."""
     global _SHARED
     if _SHARED is not None:
         return _SHARED
@@ -119,21 +184,30 @@ def _keep_torch_threads():
             torch.set_num_threads(threads)
 
 
+def _messages(ng) -> str:
+    """ngspice's recent stdout and stderr lines (PySpice collects them per command)."""
+    return "\n".join([*(getattr(ng, "_stdout", []) or []), *(getattr(ng, "_stderr", []) or [])])
+
+
 def _run_shared(netlist: str) -> SpiceResult:
     start = time.perf_counter()
-    with _LOCK, _keep_torch_threads():
+    with _LOCK, _keep_torch_threads(), _sandbox():
         ng = _shared_instance()
-        ng.load_circuit(netlist)
+        try:
+            ng.load_circuit(netlist)
+        except Exception as exc:  # noqa: BLE001 - PySpice raises NgSpiceCircuitError / NameError
+            raise simulation_error(f"ngspice could not load the netlist ({type(exc).__name__})", _messages(ng)) \
+                from exc
         try:
             ng.run()
         except Exception as exc:  # noqa: BLE001 - PySpice raises NgSpiceCommandError
             stderr = "\n".join(getattr(ng, "_stderr", []) or [])
             ng.remove_circuit()
-            raise SpiceSimulationError(f"ngspice failed: {exc}\n{stderr[-2000:]}") from exc
+            raise simulation_error(f"ngspice failed ({exc})", stderr) from exc
         stderr = "\n".join(getattr(ng, "_stderr", []) or [])
         plot_name = ng.last_plot
         if plot_name in (None, "", "const"):
-            raise SpiceSimulationError(f"ngspice produced no result; its messages:\n{stderr[-2000:]}")
+            raise simulation_error("ngspice produced no result", stderr)
         plot = ng.plot(None, plot_name)
         vectors = {name.lower(): np.asarray(vec._data).real.astype(np.float64).copy() for name, vec in plot.items()}
         ng.destroy()
@@ -141,6 +215,7 @@ def _run_shared(netlist: str) -> SpiceResult:
     return SpiceResult(vectors, "shared", time.perf_counter() - start, stderr)
 
 
+_CONTROL_RE = re.compile(r"^\s*\.control\b", re.IGNORECASE | re.MULTILINE)
 _ANALYSIS_RE = re.compile(r"^\s*\.(op|tran|dc|ac)\b.*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -178,10 +253,13 @@ def _run_batch(netlist: str, binary: str) -> SpiceResult:
         out = Path(tmp) / "vectors.txt"
         cir = Path(tmp) / "circuit.cir"
         cir.write_text(_batch_netlist(netlist, out.name))
-        proc = subprocess.run([exe, "-b", cir.name], cwd=tmp, capture_output=True, text=True)
+        home = Path(tmp) / "home"  # empty: no user init file anywhere ngspice looks
+        home.mkdir()
+        proc = subprocess.run([exe, "-b", "-n", cir.name], cwd=tmp, capture_output=True, text=True,
+                              env=clean_ngspice_environment(home))
         log = proc.stdout + proc.stderr
         if proc.returncode != 0 or not out.is_file():
-            raise SpiceSimulationError(f"ngspice -b failed (exit {proc.returncode}):\n{log[-2000:]}")
+            raise simulation_error(f"ngspice -b failed (exit {proc.returncode})", log)
         vectors = _parse_wrdata(out, transient)
     return SpiceResult(vectors, "batch", time.perf_counter() - start, log)
 
@@ -193,11 +271,19 @@ def run_netlist(netlist: str, *, backend: str = "auto", ngspice_binary: str = "n
         backend: ``"auto"``, ``"shared"`` or ``"batch"``.
         ngspice_binary: the executable used by the batch backend (name on PATH or a path).
     Raises:
+        ValueError: bad backend, or the netlist holds a ``.control`` block (refused: ngspice
+            commands can run shell commands).
         NgspiceNotFoundError: ngspice is not installed (the message says how to install it).
         SpiceSimulationError: ngspice reported a failure.
     """
     if backend not in ("auto", "shared", "batch"):
         raise ValueError(f"backend must be 'auto', 'shared' or 'batch', got {backend!r}")
+    if not isinstance(netlist, str):
+        raise ValueError(f"netlist must be the netlist text (str), got {type(netlist).__name__}")
+    if _CONTROL_RE.search(netlist):
+        raise ValueError("netlist holds a .control block (ngspice commands, which can run shell commands): "
+                         "run_netlist simulates plain netlists with one analysis card (export_crossbar(..., "
+                         "print_currents=False) writes one)")
     if backend == "batch":
         return _run_batch(netlist, ngspice_binary)
     try:
