@@ -141,7 +141,7 @@ def load_checkpoint(path, config, *, kind: str = "surrogate") -> dict:
         raise CheckpointError(f"checkpoint {name} is incomplete: missing {missing}")
     expected = _results_config(config.to_dict())
     if not isinstance(state["config"], dict) or _results_config(state["config"]) != expected:
-        diff = _config_difference(state["config"], expected)
+        diff = _config_difference(_results_config(state["config"]), expected)
         raise CheckpointConfigError(
             f"{path.parent.parent} holds checkpoints of a different configuration ({'; '.join(diff[:3])}"
             f"{'; ...' if len(diff) > 3 else ''}); use another output directory (--out) or --no-resume")
