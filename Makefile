@@ -15,7 +15,7 @@ test: setup  ## the whole test suite: unit/physics tests and the executed notebo
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup tests notebooks --nbmake --nbmake-timeout=900 -q
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf results .pytest_cache
