@@ -45,3 +45,101 @@ def test_noisy_conv_differs_from_ideal_and_bad_input_raises():
         CrossbarConv2d(1, 2, 0)
     with pytest.raises(ValueError, match="does not fit"):
         conv(torch.rand(1, 1, 2, 2))
+
+
+# ----------------------------------------------------------------------------- conv path == unfold path
+def _run_path(conv, path, flat, state):
+    """One forward + backward of ``path`` ("conv" or "unfold") from the same noise-generator state
+    and tracked ADC range, so both paths see the same device-noise draw."""
+    lin = conv.linear
+    gen, count = lin._generators()
+    gen.set_state(state[0])
+    count.set_state(state[1])
+    with torch.no_grad():
+        lin.adc_peak.copy_(state[2])
+    lin._clear_caches()
+    for p in conv.parameters():
+        p.grad = None
+    x = flat.clone().requires_grad_(True)
+    if path == "conv":
+        y = conv._forward_conv(x)
+    else:
+        y = conv._forward_unfold(x, *conv._output_size(*flat.shape[-2:]))
+    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    return y.detach(), lin.adc_peak.clone(), lin.weight.grad.clone(), lin.bias.grad.clone(), x.grad.clone()
+
+
+def _assert_paths_agree(a, b, lsb=None):
+    """Every output within 1e-5 of the largest (float32 rounding), except where the ADC rounds a
+    value lying on a level boundary differently: at most one level, in at most 0.5 % of outputs."""
+    scale = float(b.abs().max())
+    off = (a - b).abs() > 1e-5 * scale
+    if lsb is None:
+        assert not bool(off.any()), float((a - b).abs().max() / scale)
+    else:
+        assert float(off.float().mean()) <= 5e-3
+        assert float((a - b).abs().max()) <= lsb * 1.001
+
+
+@pytest.mark.parametrize("mode", ["ideal", "noisy", "circuit"])
+@pytest.mark.parametrize("adc_bits", [None, 8])
+@pytest.mark.parametrize("phase", ["train", "eval", "deployed"])
+def test_conv_path_equals_unfold_path(mode, adc_bits, phase):
+    """The conv2d path (one masked convolution per row tile, per-tile ADC) computes what the im2col
+    path computes, outputs and gradients (weights, bias, input), float32, in every mode; a layer
+    of 3 row tiles (fan_in 3*3*3 + bias = 28 rows of 12; tile 1 splits channels 1 and 2), two
+    column tiles, stride and padding."""
+    torch.manual_seed(0)
+    hw = HardwareConfig(mode=mode, family="pcm", tile_rows=12, tile_cols=8, adc_bits=adc_bits,
+                        crossbar={"r_row": 2.0, "r_col": 2.0})
+    conv = CrossbarConv2d(3, 5, 3, stride=(1, 2), padding=(1, 0), hardware=hw)
+    assert conv.linear.n_row_tiles == 3 and conv.linear.n_col_tiles == 2
+    conv.train(phase == "train")
+    if phase == "deployed":
+        conv.deploy(3600.0)
+    flat = torch.rand(6, 3, 9, 8) * 1.2  # some inputs beyond x_max: the DAC saturates them
+    lin = conv.linear
+    state = (*[g.get_state() for g in lin._generators()], torch.tensor(2.0, dtype=torch.float64))
+    got = _run_path(conv, "conv", flat, state)
+    want = _run_path(conv, "unfold", flat, state)
+    lsb = None
+    if adc_bits is not None:  # the tracked range (moved by the training pass) sets the ADC step
+        torch.testing.assert_close(got[1], want[1], rtol=1e-6, atol=0.0)
+        lsb = float(lin.hardware.adc_headroom * want[1]) / lin.array.adc.levels
+    _assert_paths_agree(got[0], want[0], lsb)
+    for g_conv, g_unfold in zip(got[2:], want[2:]):
+        torch.testing.assert_close(g_conv, g_unfold, rtol=1e-5, atol=1e-5 * float(g_unfold.abs().max()))
+
+
+def test_conv_path_bias_only_tile_and_default_forward():
+    """fan_in a multiple of tile_rows: the bias row sits alone in the last row tile (a constant
+    partial sum x_max·b through the ADC); forward() takes the conv path and equals the unfold path."""
+    torch.manual_seed(2)
+    hw = HardwareConfig(mode="ideal", tile_rows=9, tile_cols=8, adc_bits=6, adc_range=4.0)
+    conv = CrossbarConv2d(2, 3, 3, padding=1, hardware=hw)
+    assert conv.linear.n_row_tiles == 3  # 18 input rows in 2 tiles + the bias row
+    x = torch.rand(2, 4, 2, 7, 7)  # (T, batch, C, H, W)
+    y = conv(x)
+    want = conv._forward_unfold(x.reshape(-1, 2, 7, 7), 7, 7).reshape(2, 4, 3, 7, 7)
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_hooks_and_nonlinear_tiles_take_the_unfold_path(monkeypatch):
+    """Observers of the inner linear layer (EnergyMeter counts the patch stream) and nonlinear
+    circuits (solved per input) use the im2col path; plain layers the conv path."""
+    calls = []
+    monkeypatch.setattr(CrossbarConv2d, "_forward_conv", lambda self, flat: calls.append("conv") or
+                        self._forward_unfold(flat, *self._output_size(*flat.shape[-2:])))
+    conv = CrossbarConv2d(1, 2, 3, hardware=IDEAL)
+    x = torch.rand(2, 1, 6, 6)
+    conv(x)
+    assert calls == ["conv"]
+    seen = []
+    handle = conv.linear.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
+    conv(x)
+    handle.remove()
+    assert calls == ["conv"] and seen == [torch.Size([2, 16, 9])]
+    nonlinear = CrossbarConv2d(1, 2, 3, hardware=IDEAL.replace(mode="circuit", crossbar={"topology": "1S1R"}))
+    with torch.no_grad():
+        nonlinear(torch.rand(1, 1, 4, 4))
+    assert calls == ["conv"]

@@ -197,13 +197,40 @@ def test_config_validation(changes, match):
         NetworkConfig(**changes)
 
 
-def test_example_config_round_trips():
+@pytest.mark.parametrize("name, dataset", [("yin_yang_mif", "yin_yang"), ("mnist_mif", "mnist")])
+def test_example_configs_round_trip(name, dataset):
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "training" / "configs" / "yin_yang_mif.toml"
+    path = Path(__file__).resolve().parents[1] / "training" / "configs" / f"{name}.toml"
     cfg = RunConfig.from_toml(path)
-    assert cfg.network.neuron == "mif" and cfg.network.memristive
+    assert cfg.network.neuron == "mif" and cfg.network.memristive and cfg.data.dataset == dataset
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_neuron_devices_and_noise_are_seeded_by_hashed_paths():
+    """Layer k's neuron memristors come from derive_seed(seed, "layer", k) and the network's C2C
+    generator from make_generator(seed, "neurons", "c2c"). Regression: with seed + 1000·layer,
+    seed 1000's layer 0 had exactly seed 0's layer-1 devices (and seed + 1 the next seed's)."""
+    from devices.seeding import derive_seed, make_generator
+    from devices.volatile import VolatileMemristor
+    from training.memristive import build_neurons, make_neuron, neuron_generator
+
+    params = {"d2d": 0.1, "seed": 0}
+    layers = build_neurons("mif", [5, 5], 1e-6, params, dtype=torch.float64)
+    for k, layer in enumerate(layers):
+        dev = VolatileMemristor((2, 5), preset="mif_kang2021", seed=derive_seed(0, "layer", k), dtype=torch.float64,
+                                d2d_r_sigma=0.1, d2d_v_sigma=0.1, d2d_tau_sigma=0.1)
+        assert torch.equal(layer.m1_r_on, dev.r_on[0]) and torch.equal(layer.m2_v_on, dev.v_on[1])
+    shifted = make_neuron("mif", 5, 1e-6, {"d2d": 0.1, "seed": 1000}, layer=0, dtype=torch.float64)
+    assert not torch.equal(shifted.m1_r_on, layers[1].m1_r_on)
+    gen = neuron_generator(params)
+    assert torch.equal(torch.randn(4, generator=gen), torch.randn(4, generator=make_generator(0, "neurons", "c2c")))
+    assert not torch.equal(neuron_generator({"seed": 1}).get_state(), torch.Generator().manual_seed(1).get_state())
+    # a neuron's own C2C generator: make_generator(seed, "c2c"), not seed + 1
+    i = torch.full((20, 1, 5), 2e-5, dtype=torch.float64)
+    noisy = MIFNeuron(5, c2c_sigma=0.2, seed=3, dtype=torch.float64)
+    assert torch.equal(noisy(i), noisy(i, generator=make_generator(3, "c2c")))
+    assert not torch.equal(noisy(i), noisy(i, generator=torch.Generator().manual_seed(4)))
 
 
 def test_oscillator_network_forward_backward():

@@ -54,9 +54,9 @@ Membrane range. The current mirrors that drive the MIF membranes have compliance
 mirror on ±0.5 V supplies), so no membrane leaves [−0.5, 0.5] V whatever the weights — without
 them, trained networks drove membranes to several volts and milliamperes through the neuron
 memristors. The update is the exact hard-rail solution of each step, smoothed over ``v_knee``
-(default 0.1 V, about the saturation voltage of the output transistor; :mod:`circuits.neurons.mif`, "Input compliance"). ``"none"`` for both: ideal
-sources. The oscillator neuron has no rails (its membrane is bounded by its switch's threshold
-from above; its input is an ideal source).
+(default 0.1 V, about the saturation voltage of the output transistor; :mod:`circuits.neurons.mif`,
+"Input compliance"). ``"none"`` for both: ideal sources. The oscillator neuron has no rails (its
+membrane is bounded by its switch's threshold from above; its input is an ideal source).
 
 Readout and loss. The output layer is a layer of the same memristive neurons; its membrane
 waveform is reduced over the sample to one value per class (``"mean"``: the time average, i.e.
@@ -76,18 +76,19 @@ membrane relaxes in ≈ 1.5 µs and the memristors switch in tens of µs; defaul
 1 µs. Oscillator (NbO₂ switch, τ = 1 ns): ``dt`` ≤ 10 ns).
 
 Neurons. Each layer's neurons get their own memristors with D2D variation (``neuron_params``
-``d2d``) seeded by ``neuron_params["seed"]`` (default 0) + 1000 × layer; C2C noise
-(``c2c_sigma``) draws from one generator of the network seeded the same way.
+``d2d``) drawn with the device seed ``derive_seed(seed, "layer", k)`` of layer k
+(:func:`devices.seeding.derive_seed`, ``seed = neuron_params["seed"]``, default 0); C2C noise
+(``c2c_sigma``) draws from one generator of the network, ``make_generator(seed, "neurons", "c2c")``.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from circuits.neurons import MIFNeuron, OscillatorNeuron
 from circuits.neurons.mif import clip_to_rails
+from devices.seeding import derive_seed, make_generator
+from devices.validation import check_int, check_real, check_seed
 
 from .crossbar_linear import CrossbarLinear
 from .hardware import HardwareConfig
@@ -102,19 +103,16 @@ NEURON_OPTIONS = {
     "mif": ("c", "e1", "e2", "v_spike", "v_init", "x_init", "device_preset", "device_overrides", "d2d", "c2c_sigma",
             "splitting", "v_low", "v_high", "v_knee", "seed"),
     "oscillator": ("c", "r_load", "g_leak", "x_spike", "v_init", "device_preset", "device_overrides", "d2d",
-                   "c2c_sigma", "seed"),
+                   "c2c_sigma", "substep_gain", "max_substeps", "seed"),
 }
 READOUT_REDUCTIONS = ("mean", "max")
 #: compliance rails (V) of the current mirrors that drive MIF membranes in a network, unless
 #: ``neuron_params`` sets ``v_low``/``v_high`` (``"none"``: an ideal source); module docstring.
 MIF_RAILS = {"v_low": -0.5, "v_high": 0.5}
-_LAYER_SEED_STRIDE = 1000
 
 
 def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number in (0, inf), got {value!r}")
-    return float(value)
+    return check_real(name, value, low=0.0, low_open=True)
 
 
 def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout_scale, neuron_params,
@@ -131,20 +129,20 @@ def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout
     _positive("current_gain", current_gain)
     _positive("row_gain", row_gain)
     _positive("readout_scale", readout_scale)
-    if row_swing is not None and not 0 < _positive("row_swing", row_swing) <= 1:
-        raise ValueError(f"row_swing must be in (0, 1] (a fraction of the synapses' read voltage: more would drive "
-                         f"the rows beyond v_read) or \"none\" (linear buffer), got {row_swing!r}")
-    if isinstance(v_row_ref, bool) or not isinstance(v_row_ref, (int, float)) or not math.isfinite(v_row_ref):
-        raise ValueError(f"v_row_ref must be a finite voltage (V), got {v_row_ref!r}")
+    if row_swing is not None:
+        try:
+            check_real("row_swing", row_swing, low=0.0, high=1.0, low_open=True)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (a fraction of the synapses' read voltage: more would drive the rows beyond "
+                             f"v_read; or \"none\": a linear buffer)") from None
+    check_real("v_row_ref (V)", v_row_ref)
     if not isinstance(neuron_params, dict):
         raise ValueError(f"neuron_params must be a table of neuron options, got {neuron_params!r}")
     unknown = sorted(set(neuron_params) - set(NEURON_OPTIONS[neuron]))
     if unknown:
         raise ValueError(f"unknown neuron_params option(s) {unknown} for neuron={neuron!r}; "
                          f"allowed: {sorted(NEURON_OPTIONS[neuron])}")
-    seed = neuron_params.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"neuron_params.seed must be an integer >= 0, got {seed!r}")
+    check_seed("neuron_params.seed", neuron_params.get("seed", 0))
     try:
         make_neuron(neuron, 1, dt, neuron_params, layer=0)
     except (TypeError, ValueError) as exc:  # the neuron's own validation names the field
@@ -154,9 +152,10 @@ def validate_memristive_options(neuron: str, dt, current_gain, row_gain, readout
 def make_neuron(neuron: str, n: int, dt: float, neuron_params: dict, layer: int,
                 dtype: torch.dtype = torch.float32, device=None) -> nn.Module:
     """A layer of ``n`` memristive neurons (``"mif"`` | ``"oscillator"``) with step ``dt`` s on
-    ``device`` (default CPU); device seed ``neuron_params["seed"] + 1000 · layer``."""
+    ``device`` (default CPU); device seed ``derive_seed(neuron_params["seed"], "layer", layer)``."""
     opts = dict(neuron_params)
-    opts["seed"] = int(opts.get("seed", 0)) + _LAYER_SEED_STRIDE * layer
+    opts["seed"] = derive_seed(check_seed("neuron_params.seed", opts.get("seed", 0)), "layer",
+                               check_int("layer", layer, low=0))
     if neuron == "mif":
         for name, value in MIF_RAILS.items():
             opts.setdefault(name, value)
@@ -220,8 +219,8 @@ def readout_logits(v_out: Tensor, reduction: str, readout_scale: float) -> Tenso
 
 
 def memristive_forward(layers, neurons, s: Tensor, *, current_gain: float, row_gain: float, readout: str,
-                       readout_scale: float, v_row_ref: float = 0.0, row_swing: float | None = 1.0, generator: torch.Generator | None = None,
-                       return_traces: bool = False):
+                       readout_scale: float, v_row_ref: float = 0.0, row_swing: float | None = 1.0,
+                       generator: torch.Generator | None = None, return_traces: bool = False):
     """Run the encoded input ``s`` ``(T, batch, in)`` through crossbar ``layers`` and the
     neuron layers ``neurons`` (one per crossbar layer, the last being the output neurons).
 
@@ -333,10 +332,10 @@ def build_neurons(neuron: str, widths, dt: float, neuron_params: dict, dtype: to
 
 
 def neuron_generator(neuron_params: dict, device=None) -> torch.Generator:
-    """The network's C2C-noise generator on ``device`` (default CPU), seeded with
-    ``neuron_params["seed"] + 1``."""
-    gen = torch.Generator(device=torch.device("cpu" if device is None else device))
-    return gen.manual_seed(int(neuron_params.get("seed", 0)) + 1)
+    """The network's C2C-noise generator on ``device`` (default CPU):
+    ``make_generator(neuron_params["seed"], "neurons", "c2c")``."""
+    return make_generator(check_seed("neuron_params.seed", neuron_params.get("seed", 0)), "neurons", "c2c",
+                          device="cpu" if device is None else device)
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ and never reaches it otherwise (the memristor branches pull toward E1, E2 inside
 keep gradients flowing, the clip is smoothed with a softplus of width ``v_knee`` (default 0.1 V, about
 the saturation voltage of the output transistor, over which a real mirror leaves saturation)::
 
-    v ← v_high − κ·softplus((v_high − v_lin)/κ),   then   v ← v_low + κ·softplus((v − v_low)/κ),   κ = v_knee
+    v ← v_high − κ·softplus((v_high − v_lin)/κ),  then  v ← v_low + κ·softplus((v − v_low)/κ),  κ = v_knee
 
 which equals ``v_lin`` to within ``κ·exp(−d/κ)`` at a distance d from the rails, stays within
 ``κ·ln 2`` of a rail that clips, and never leaves [v_low, v_high + κ·exp(−(v_high − v_low)/κ)]
@@ -66,13 +66,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from devices.validation import check_scalar
+from devices.seeding import make_generator
+from devices.validation import check_choice, check_int, check_real, check_seed
 from devices.volatile import (SwitchParameters, VolatileMemristor, validate_switch_parameters, volatile_conductance,
                               volatile_rates, volatile_step)
 
 __all__ = ["MIFParameters", "MIFState", "MIFNeuron", "mif_step", "mif_step_euler", "mif_derivatives",
-           "mif_initial_state", "membrane_step", "clip_to_rails", "validate_mif_parameters", "spike_readout", "count_spikes",
-           "analog_readout", "X_INIT_KANG2021"]
+           "mif_initial_state", "membrane_step", "clip_to_rails", "validate_mif_parameters", "spike_readout",
+           "count_spikes", "analog_readout", "X_INIT_KANG2021"]
 
 Tensor = torch.Tensor
 
@@ -123,13 +124,12 @@ def validate_mif_parameters(p: MIFParameters) -> None:
     for name in ("e1", "e2"):
         if not bool(torch.isfinite(torch.as_tensor(getattr(p, name), dtype=torch.float64)).all()):
             raise ValueError(f"{name} (reversal potential, V) must be finite")
-    check_scalar("v_spike", p.v_spike)
-    if p.splitting not in ("strang", "lie"):
-        raise ValueError(f"splitting must be 'strang' or 'lie', got {p.splitting!r}")
+    check_real("v_spike", p.v_spike)
+    check_choice("splitting", p.splitting, ("strang", "lie"))
     for name in ("v_low", "v_high"):
         if getattr(p, name) is not None:
-            check_scalar(name, getattr(p, name))
-    check_scalar("v_knee", p.v_knee, low=0.0, low_open=True)
+            check_real(name, getattr(p, name))
+    check_real("v_knee", p.v_knee, low=0.0, low_open=True)
     if p.v_low is not None and p.v_high is not None and not p.v_low < p.v_high:
         raise ValueError(f"v_low must be < v_high (compliance rails, V), got v_low={p.v_low} and v_high={p.v_high}")
     validate_switch_parameters(p.m1, "m1")
@@ -139,8 +139,8 @@ def validate_mif_parameters(p: MIFParameters) -> None:
 def mif_initial_state(shape, p: MIFParameters = MIFParameters(), *, v: float = 0.0, x: float = X_INIT_KANG2021,
                       dtype: torch.dtype = torch.float32, device=None) -> MIFState:
     """A uniform initial state of ``shape`` (e.g. ``(batch, neurons)``): v (V), x1 = x2 = x."""
-    check_scalar("v", v)
-    check_scalar("x", x, low=0.0, high=1.0)
+    check_real("v", v)
+    check_real("x", x, low=0.0, high=1.0)
     full = lambda val: torch.full(tuple(shape), float(val), dtype=dtype, device=device)  # noqa: E731
     return MIFState(full(v), full(x), full(x))
 
@@ -237,12 +237,6 @@ def analog_readout(v_trace: Tensor, dt, mode: str = "integral") -> Tensor:
     raise ValueError(f"mode must be 'integral', 'mean' or 'peak', got {mode!r}")
 
 
-def _check_count(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (number of neurons) must be an int >= 1, got {n!r}")
-    return n
-
-
 def _check_input(i_in: Tensor, n: int, name: str = "input current") -> None:
     if i_in.dim() != 3 or i_in.shape[-1] != n:
         raise ValueError(f"{name} must be time-major (T, batch, {n}) in A, got shape {tuple(i_in.shape)}")
@@ -258,9 +252,10 @@ class MIFNeuron(nn.Module):
     ``device_preset``, overrides ``device_overrides``, array shape ``(2, n)``, seed ``seed``), so
     D2D variation makes every neuron's devices differ. ``d2d`` sets ``d2d_r_sigma``,
     ``d2d_v_sigma`` and ``d2d_tau_sigma`` together (e.g. 0.1 for 10 %); ``c2c_sigma`` sets the
-    per-step rate noise, drawn from a generator seeded with ``seed + 1`` (or the one passed to
-    :meth:`forward`). ``v_low``/``v_high``/``v_knee`` (V) give the input current source its
-    compliance rails (module docstring; None: ideal source). All options are plain values.
+    per-step rate noise, drawn from the generator :func:`devices.seeding.make_generator`
+    ``(seed, "c2c")`` (or the one passed to :meth:`forward`). ``v_low``/``v_high``/``v_knee`` (V)
+    give the input current source its compliance rails (module docstring; None: ideal source).
+    All options are plain values.
     """
 
     def __init__(self, n: int, *, dt: float = 1e-6, c: float = 1e-10, e1: float = 0.0, e2: float = 0.05,
@@ -270,17 +265,17 @@ class MIFNeuron(nn.Module):
                  v_high: float | None = None, v_knee: float = 0.1, seed: int = 0,
                  dtype: torch.dtype = torch.float32, device="cpu"):
         super().__init__()
-        self.n = _check_count(n)
-        self.dt = check_scalar("dt", dt, low=0.0, low_open=True)
-        self.v_init = check_scalar("v_init", v_init)
-        self.x_init = check_scalar("x_init", x_init, low=0.0, high=1.0)
-        self.seed = int(seed)
+        self.n = check_int("n (number of neurons)", n, low=1)
+        self.dt = check_real("dt", dt, low=0.0, low_open=True)
+        self.v_init = check_real("v_init", v_init)
+        self.x_init = check_real("x_init", x_init, low=0.0, high=1.0)
+        self.seed = check_seed("seed", seed)
         overrides = dict(device_overrides or {})
         if d2d is not None:
-            d2d = check_scalar("d2d", d2d, low=0.0, high=1 / 3, high_open=True)
+            d2d = check_real("d2d", d2d, low=0.0, high=1 / 3, high_open=True)
             overrides.update(d2d_r_sigma=d2d, d2d_v_sigma=d2d, d2d_tau_sigma=d2d)
         if c2c_sigma is not None:
-            overrides["c2c_sigma"] = check_scalar("c2c_sigma", c2c_sigma, low=0.0)
+            overrides["c2c_sigma"] = check_real("c2c_sigma", c2c_sigma, low=0.0)
         devs = VolatileMemristor((2, self.n), preset=device_preset, seed=self.seed, dtype=dtype, device=device,
                                  **overrides)
         self.device_config = devs.to_config()
@@ -290,11 +285,13 @@ class MIFNeuron(nn.Module):
                 self.register_buffer(f"m{k}_{field}", getattr(dyn, field)[k - 1].clone())
         self._switch = dict(v_off=float(dyn.v_off), k_th=float(dyn.k_th), bipolar=bool(dyn.bipolar),
                             c2c_sigma=float(dyn.c2c_sigma), feedback=float(dyn.feedback))
-        self.c, self.e1, self.e2, self.v_spike = float(c), float(e1), float(e2), float(v_spike)
-        self.splitting = splitting
-        self.v_low = None if v_low is None else float(v_low)
-        self.v_high = None if v_high is None else float(v_high)
-        self.v_knee = float(v_knee)
+        self.c = check_real("c (membrane capacitance, F)", c, low=0.0, low_open=True)
+        self.e1, self.e2 = check_real("e1 (reversal potential, V)", e1), check_real("e2 (reversal potential, V)", e2)
+        self.v_spike = check_real("v_spike", v_spike)
+        self.splitting = check_choice("splitting", splitting, ("strang", "lie"))
+        self.v_low = None if v_low is None else check_real("v_low", v_low)
+        self.v_high = None if v_high is None else check_real("v_high", v_high)
+        self.v_knee = check_real("v_knee", v_knee, low=0.0, low_open=True)
         validate_mif_parameters(self.parameters_tuple())
         self._generator: torch.Generator | None = None
 
@@ -317,8 +314,7 @@ class MIFNeuron(nn.Module):
 
     def _rng(self, device) -> torch.Generator:
         if self._generator is None or self._generator.device != torch.device(device):
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed + 1)
+            self._generator = make_generator(self.seed, "c2c", device=device)
         return self._generator
 
     def forward(self, i_in: Tensor, state: MIFState | None = None, *, return_states: bool = False,
