@@ -89,6 +89,8 @@ def test_train_prints_the_deployed_accuracy_also_when_quiet(tmp_path, capsys):
     rows = [r for r in results["evaluation"] if r["sweep"] == "time" and r["t"] == 86400.0]
     mean = sum(r["accuracy"] for r in rows) / len(rows)
     assert f"1 day {100 * mean:.1f} %" in noisy[0]  # the printed number is the mean over device seeds
+    energy = [ln for ln in printed if ln.startswith("  energy (")]
+    assert len(energy) == 1 and f"{results['energy']['energy_per_inference_J'] * 1e9:.3g} nJ per inference" in energy[0]
     assert printed[-1].startswith(f"results in {out}")
 
 

@@ -143,3 +143,26 @@ def test_forward_hooks_and_nonlinear_tiles_take_the_unfold_path(monkeypatch):
     with torch.no_grad():
         nonlinear(torch.rand(1, 1, 4, 4))
     assert calls == ["conv"]
+
+
+def test_plain_conv2d_state_dict_loads_without_spurious_keys():
+    """A plain nn.Conv2d state dict (weight (out, in, kh, kw), bias) loads into CrossbarConv2d, also
+    nested in a model, and gives the same layer (ideal converters: equal outputs)."""
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(3, 4, 3, padding=1)
+    hw = {"dac_bits": 32, "adc_bits": 32}
+    layer = CrossbarConv2d(3, 4, 3, padding=1, hardware=hw)
+    result = layer.load_state_dict(plain.state_dict())
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(layer(x), plain(x), atol=1e-5, rtol=1e-4)
+    nested = torch.nn.Sequential(CrossbarConv2d(3, 4, 3, padding=1, hardware=hw))
+    result = nested.load_state_dict(torch.nn.Sequential(plain).state_dict())
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+@pytest.mark.parametrize("state", [5, "x", None, [1], {}])
+def test_extra_state_other_than_the_generators_is_refused(state):
+    from training import CrossbarLinear
+    with pytest.raises(ValueError, match="extra state"):
+        CrossbarLinear(4, 2).set_extra_state(state)

@@ -127,6 +127,14 @@ def deployed_summary(results: dict) -> list[str]:
             seeds = max(summarise(rows, mode=mode, family=family, t=t, sweep="time")[2] for t in times)
             lines.append(f"  deployed on {family}, {mode} ({seeds} device seed{'s' if seeds > 1 else ''}): "
                          + ", ".join(cells))
+    energy = results.get("energy")
+    if energy and "energy_per_inference_J" in energy:
+        parts = [f"{energy['energy_per_inference_J'] * 1e9:.3g} nJ per inference"]
+        if "latency_per_step_s" in energy:
+            parts.append(f"{energy['latency_per_step_s'] * 1e9:.3g} ns per time step")
+        if "spikes_per_inference" in energy:
+            parts.append(f"{energy['spikes_per_inference']:.3g} spikes per inference")
+        lines.append(f"  energy ({energy.get('mode', '?')}, t = {energy.get('t', 0):g} s): " + ", ".join(parts))
     return lines
 
 

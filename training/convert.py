@@ -136,16 +136,6 @@ def _conv_padding(name: str, conv: nn.Conv2d) -> tuple[int, int]:
     return tuple(conv.padding)
 
 
-def _accept_conv2d_state(module, state_dict, prefix, *_):
-    """Load-state-dict pre-hook: a plain ``nn.Conv2d`` entry (``weight (out, in, kh, kw)``, ``bias``)
-    goes to the inner ``linear`` of a :class:`CrossbarConv2d` as ``(out, in·kh·kw)``."""
-    for key in ("weight", "bias"):
-        plain, inner = prefix + key, prefix + "linear." + key
-        if plain in state_dict and inner not in state_dict:
-            value = state_dict.pop(plain)
-            state_dict[inner] = value.reshape(value.shape[0], -1) if key == "weight" else value
-
-
 def _new_linear(name, child: nn.Linear, hw, layer_id) -> CrossbarLinear:
     layer = CrossbarLinear(child.in_features, child.out_features, bias=child.bias is not None, hardware=hw,
                            layer_id=layer_id, dtype=child.weight.dtype, device=child.weight.device)
@@ -168,7 +158,6 @@ def _new_conv(name, child: nn.Conv2d, hw, layer_id) -> CrossbarConv2d:
         layer.linear.weight.copy_(child.weight.reshape(child.out_channels, -1))  # unfold order (C, kh, kw)
         if child.bias is not None:
             layer.linear.bias.copy_(child.bias)
-    layer.register_load_state_dict_pre_hook(_accept_conv2d_state)
     return layer
 
 

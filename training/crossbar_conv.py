@@ -72,6 +72,18 @@ class CrossbarConv2d(nn.Module):
                                      dtype=dtype, device=device)
         self._masks: dict = {}
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # a plain nn.Conv2d state dict loads: ``weight (out, in, kh, kw)`` and ``bias`` go to the
+        # inner crossbar layer as ``(out, in·kh·kw)`` (the im2col order of the module docstring)
+        for key in ("weight", "bias"):
+            plain, inner = prefix + key, prefix + "linear." + key
+            if plain in state_dict and inner not in state_dict:
+                value = state_dict.pop(plain)
+                state_dict[inner] = value.reshape(value.shape[0], -1) if key == "weight" else value
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     # ------------------------------------------------------------------ the layer API of CrossbarLinear
     @property
     def hardware(self) -> HardwareConfig:

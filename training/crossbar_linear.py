@@ -431,6 +431,9 @@ class CrossbarLinear(nn.Module):
     def set_extra_state(self, state) -> None:
         """Restore the noise generators; a state saved on another device type (a CPU checkpoint on
         CUDA) cannot be continued there, and the generators keep their fresh seed instead."""
+        if not isinstance(state, dict) or not isinstance(state.get("generator"), torch.Tensor):
+            raise ValueError(f"extra state of a CrossbarLinear must be the dict its get_extra_state() returns "
+                             f"(noise generator states), got {type(state).__name__}")
         gen, count = self._generators()
         if state.get("generator_device", "cpu") == gen.device.type:
             gen.set_state(state["generator"])
