@@ -51,12 +51,15 @@ def test_config_errors(network, match):
         network_from_dict(network)
 
 
-def test_run_config_rejects_conv_on_vectors_and_conversion():
+def test_run_config_rejects_conv_on_vectors_and_max_pool_conversion():
     with pytest.raises(ValueError, match="needs an image data set"):
         RunConfig.from_dict({"data": {"dataset": "yin_yang"}, "network": {"kind": "conv"}})
-    with pytest.raises(ValueError, match="train.method = 'surrogate' only"):
+    with pytest.raises(ValueError, match="network.pool must be 'avg'.*got 'max'"):
         RunConfig.from_dict({"data": {"dataset": "mnist"}, "network": {"kind": "conv"},
                              "train": {"method": "conversion"}})
+    cfg = RunConfig.from_dict({"data": {"dataset": "mnist"}, "network": {"kind": "conv", "pool": "avg"},
+                               "train": {"method": "conversion"}})
+    assert cfg.network.neuron == "lif"  # conversion sets "if" on the converted network, not the config
     with pytest.raises(ValueError, match="at least 8 pixels per side"):
         SpikingConvNet((1, 6, 6), 10, {"channels": [2, 2, 2]})
 

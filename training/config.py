@@ -276,9 +276,10 @@ class RunConfig:
             if self.data.dataset not in IMAGE_DATASETS:
                 raise ValueError(f"network.kind = 'conv' needs an image data set (data.dataset in "
                                  f"{list(IMAGE_DATASETS)}), got {self.data.dataset!r}")
-            if self.train.method != "surrogate":
-                raise ValueError("network.kind = 'conv' trains with train.method = 'surrogate' only, "
-                                 f"got {self.train.method!r}")
+            if self.train.method == "conversion" and self.network.pool != "avg":
+                raise ValueError("network.pool must be 'avg' for network.kind = 'conv' with train.method = "
+                                 "'conversion' (the max of spike trains fires more often than its most active "
+                                 f"input, so max pooling does not convert), got {self.network.pool!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":

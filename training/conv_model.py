@@ -36,12 +36,15 @@ from devices.validation import check_choice, check_int, check_real
 from .crossbar_conv import CrossbarConv2d
 from .crossbar_linear import CrossbarLinear
 from .hardware import HardwareConfig, none_from_strings
-from .neurons import LIF, LeakyIntegrator, LIFParameters, LIParameters, membrane_max, membrane_mean
+from .neurons import IF, LIF, IFParameters, LeakyIntegrator, LIFParameters, LIParameters, membrane_max, membrane_mean
 
 POOLS = ("max", "avg")
+#: spiking neurons of the hidden layers: "lif" (trained by surrogate gradients) or "if" (no leak;
+#: the neurons of an ANN->SNN-converted network, :mod:`training.conversion`)
+CONV_NEURONS = ("lif", "if")
 READOUTS = ("mean", "max")
 
-__all__ = ["ConvNetworkConfig", "SpikingConvNet", "POOLS"]
+__all__ = ["ConvNetworkConfig", "SpikingConvNet", "POOLS", "CONV_NEURONS"]
 
 
 def _widths(name: str, value, allow_empty: bool) -> tuple:
@@ -59,7 +62,8 @@ class ConvNetworkConfig:
     kind: "conv" (the ``[network] kind`` switch of a run config); channels: output channels of
     the convolutions (>= 1 layer); kernel_size: odd int >= 1 ("same" padding); pool: "max" or
     "avg" (2×2, stride 2, after every convolution); hidden: widths of spiking fully connected
-    layers before the readout (may be empty); tau_mem, tau_syn (None = no synaptic current),
+    layers before the readout (may be empty); neuron: "lif" or "if" (integrate-and-fire without
+    leak: ``tau_mem``, ``tau_syn``, ``dt`` do not apply to it); tau_mem, tau_syn (None = no synaptic current),
     v_th, reset, refractory_steps, surrogate, slope: the LIF neurons; readout_tau_mem,
     readout_tau_syn: the LI readout; readout: "mean" or "max" over time; time_steps: T;
     dt: step (s); input_scale: multiplies the pixels (in [0, 1]) before the first convolution;
@@ -80,6 +84,7 @@ class ConvNetworkConfig:
     kernel_size: int = 3
     pool: str = "max"
     hidden: tuple = (128,)
+    neuron: str = "lif"
     tau_mem: float = 2e-3
     tau_syn: float | None = None
     v_th: float = 0.2
@@ -103,12 +108,14 @@ class ConvNetworkConfig:
         if k % 2 == 0:
             raise ValueError(f"kernel_size must be an odd integer in [1, 31] ('same' padding), got {k}")
         check_choice("pool", self.pool, POOLS)
+        check_choice("neuron", self.neuron, CONV_NEURONS)
         check_choice("readout", self.readout, READOUTS)
         check_int("time_steps", self.time_steps, low=1)
         check_real("input_scale", self.input_scale, low=0.0, low_open=True)
         if not isinstance(self.bias, bool):
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
         self.lif_parameters().validate()
+        self.if_parameters().validate()
         self.li_parameters().validate()
 
     @property
@@ -119,6 +126,10 @@ class ConvNetworkConfig:
     def lif_parameters(self) -> LIFParameters:
         return LIFParameters(tau_mem=self.tau_mem, tau_syn=self.tau_syn, v_th=self.v_th, reset=self.reset,
                              refractory_steps=self.refractory_steps, surrogate=self.surrogate, slope=self.slope)
+
+    def if_parameters(self) -> IFParameters:
+        return IFParameters(v_th=self.v_th, reset=self.reset, refractory_steps=self.refractory_steps,
+                            surrogate=self.surrogate, slope=self.slope)
 
     def li_parameters(self) -> LIParameters:
         return LIParameters(tau_mem=self.readout_tau_mem, tau_syn=self.readout_tau_syn)
@@ -181,7 +192,9 @@ class SpikingConvNet(nn.Module):
         self.linears = nn.ModuleList(
             CrossbarLinear(a, b, bias=net.bias, hardware=hardware, layer_id=n_conv + j)
             for j, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
-        self.neurons = nn.ModuleList(LIF(net.lif_parameters(), dt=net.dt) for _ in (*net.channels, *net.hidden))
+        neuron = (lambda: LIF(net.lif_parameters(), dt=net.dt)) if net.neuron == "lif" else \
+            (lambda: IF(net.if_parameters()))
+        self.neurons = nn.ModuleList(neuron() for _ in (*net.channels, *net.hidden))
         self.readout = LeakyIntegrator(net.li_parameters(), dt=net.dt)
         if device is not None:
             self.to(device)

@@ -177,7 +177,8 @@ def model_from_checkpoint(config: RunConfig, state: dict, in_features, n_classes
     """The trained network of a checkpoint: built with the network options stored in it (a
     converted network's IF threshold and readout), else ``config.network``."""
     if isinstance(config.network, ConvNetworkConfig):
-        model = SpikingConvNet(in_features, n_classes, config.network, config.hardware)
+        network = ConvNetworkConfig.from_dict(state["network"]) if "network" in state else config.network
+        model = SpikingConvNet(in_features, n_classes, network, config.hardware)
         model.load_state_dict(state["model"])
         return model
     network = NetworkConfig.from_dict(state["network"]) if "network" in state else config.network
@@ -206,9 +207,10 @@ def _train_by_conversion(config: RunConfig, out_dir: Path, resume: bool, data=No
     ann = train_ann(config, splits, n_in, n_classes)
     model = convert(ann, config, splits.train.X[:1000], percentile=config.train.conversion_percentile)
     test_split = splits.validation if splits.validation is not None else splits.test
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731 - the twin takes samples as rows
     with torch.no_grad():
-        ann_acc = float((ann(test_split.X).argmax(1) == test_split.y).float().mean())
-        ann_loss = float(torch.nn.functional.cross_entropy(ann(splits.train.X), splits.train.y))
+        ann_acc = float((ann(flat(test_split.X)).argmax(1) == test_split.y).float().mean())
+        ann_loss = float(torch.nn.functional.cross_entropy(ann(flat(splits.train.X)), splits.train.y))
     history = [{"epoch": config.train.epochs, "loss": ann_loss, "train_accuracy": ann_acc,
                 "val_accuracy": accuracy(model, test_split, config.data.eval_batch_size), "lr": 0.0}]
     _save_checkpoint(path, {"config": config.to_dict(), "epoch": config.train.epochs, "model": model.state_dict(),
