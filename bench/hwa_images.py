@@ -60,6 +60,7 @@ Usage::
 
     python bench/hwa_images.py --network conv --train-seeds 0,1,2 --device-seeds 5
     python bench/hwa_images.py --network mlp --train-seeds 0,1,2 --device-seeds 5 --export bench/results/hwa_images_mlp.json
+    python bench/hwa_images.py --network mlp --setting pcm_d2d03 --families pcm --device-seeds 3 --export bench/results/hwa_images_mlp_pcm_d2d03.json
     python bench/hwa_images.py --quick          # smoke run on subsets (numbers mean nothing)
 """
 from __future__ import annotations
