@@ -89,10 +89,13 @@ def _first_line(exc: BaseException) -> str:
 
 def _results_config(config: dict) -> dict:
     """The options a checkpoint must agree on: all but where the run executes (``device``,
-    ``train.threads``), so a run may resume on another device or thread count."""
+    ``train.threads``), so a run may resume on another device or thread count; a checkpoint
+    written before ``evaluate.energy`` existed reads as having the default energy figures."""
     out = {k: v for k, v in config.items() if k != "device"}
     if isinstance(out.get("train"), dict):
         out["train"] = {k: v for k, v in out["train"].items() if k != "threads"}
+    if isinstance(out.get("evaluate"), dict):
+        out["evaluate"] = {"energy": {}} | out["evaluate"]
     return out
 
 

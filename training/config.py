@@ -29,6 +29,7 @@ Example ``run.toml`` (every key optional; the defaults are the embedded Yin-Yang
     modes = ["noisy", "circuit"]
     times = [1.0, 3600.0, 86400.0, 2592000.0, 31536000.0]
     time_steps = [5, 10, 20, 40]
+    energy = { adc_fom = 10e-15, t_read = 100e-9 }   # optional: xbar.energy.EnergyConfig fields
 
 Unknown keys raise an error naming the allowed ones; ``RunConfig.from_dict(cfg.to_dict())``
 round-trips.
@@ -157,7 +158,9 @@ class EvalConfig:
     hashing ``(hardware.seed, layer, tile, repeat)``) and read at every time in ``times`` (s, >= 0) in each of
     ``modes`` ("ideal" = no hardware, "noisy", "circuit"); accuracy vs the number of time steps
     at ``steps_time`` (s) for ``time_steps``; ``families`` adds deployments of the same weights on
-    other device families (their default presets)."""
+    other device families (their default presets). ``energy``: overrides of the peripheral energy
+    figures and read timing of the energy/latency metrics (fields of
+    :class:`xbar.energy.EnergyConfig`, SI units; empty = its cited defaults)."""
 
     modes: tuple = ("noisy",)
     times: tuple = DEFAULT_TIMES
@@ -165,8 +168,16 @@ class EvalConfig:
     steps_time: float = 86400.0
     repeats: int = 1
     families: tuple = ()
+    energy: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.energy, dict):
+            raise ValueError(f"evaluate.energy must be a table of energy options (e.g. {{ adc_fom = 10e-15 }}), "
+                             f"got {self.energy!r}")
+        try:
+            self.energy_config()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"evaluate.energy: {exc}") from None
         for name in ("modes", "times", "time_steps", "families"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)):
@@ -185,6 +196,12 @@ class EvalConfig:
             if f not in ("rram", "pcm", "stt_mram", "floating_gate"):
                 raise ValueError(f"evaluate.families entries must be device families "
                                  f"(rram, pcm, stt_mram, floating_gate), got {f!r}")
+
+    def energy_config(self):
+        """The :class:`xbar.energy.EnergyConfig` of ``energy`` (its defaults overridden)."""
+        from xbar.energy import EnergyConfig
+
+        return EnergyConfig.from_dict(dict(self.energy))
 
 
 def network_from_dict(values) -> NetworkConfig | ConvNetworkConfig:

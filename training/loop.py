@@ -316,7 +316,8 @@ def run(config: RunConfig, out_dir, *, resume: bool = True, progress: bool = Tru
     out_dir = Path(out_dir)
     splits, _, _ = resolve_data(config, data, eval_data)
     model, history = train(config, out_dir, resume=resume, progress=progress, data=data, eval_data=eval_data)
-    rows = deployment_study(model, config, splits.test, progress=progress)
+    rows = deployment_study(model, config, splits.test, progress=progress,
+                            energy=config.evaluate.energy_config())
     _write_csv(out_dir / "evaluation.csv", rows)
     results = {"config": config.to_dict(), "history": history, "evaluation": rows,
                "energy": _energy_summary(rows, config),

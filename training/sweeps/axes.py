@@ -5,8 +5,10 @@ Axis names are dotted paths into the RunConfig (``data.*``, ``network.*``, ``har
 ``network.neuron_params``), the deployment-only axes ``deploy.t`` (inference time, s),
 ``deploy.time_steps``, ``deploy.adc_bits`` (int or "none"), ``deploy.mode`` (ideal, noisy,
 circuit), ``deploy.family`` (deploy the same weights on another family) and ``deploy.repeat``
-(an integer >= 0: program the same weights again with an independent device draw), and ``seed``
-(replicate label). Top-level scalar RunConfig options other than ``name`` and ``seed`` (e.g.
+(an integer >= 0: program the same weights again with an independent device draw),
+``deploy.energy.NAME`` (a field of :class:`xbar.energy.EnergyConfig`: the peripheral energy
+figures and read timing of the energy/latency metrics; the network and its accuracy do not
+depend on them) and ``seed`` (replicate label). Top-level scalar RunConfig options other than ``name`` and ``seed`` (e.g.
 ``device``, where the RunConfig has it) are axes too. ``name``, ``hardware.seed`` and
 ``train.threads`` cannot be swept (:data:`FORBIDDEN` says why).
 
@@ -78,8 +80,13 @@ def check_axis_name(name: str) -> str | None:
     parts = name.split(".")
     head = parts[0]
     if head == "deploy":
+        if len(parts) == 3 and parts[1] == "energy":
+            if parts[2] not in energy_fields():
+                return f"unknown axis {name!r}; allowed deploy.energy.* fields: {energy_fields()}"
+            return None
         if len(parts) != 2 or parts[1] not in DEPLOY_KEYS:
-            return f"unknown deployment axis {name!r}; allowed: {['deploy.' + k for k in DEPLOY_KEYS]}"
+            return (f"unknown deployment axis {name!r}; allowed: {['deploy.' + k for k in DEPLOY_KEYS]} "
+                    f"and deploy.energy.* {energy_fields()}")
         return None
     if head == "evaluate":
         return f"axis {name!r}: the [evaluate] section is not used by sweeps; use deploy.* axes {list(DEPLOY_KEYS)}"
@@ -106,8 +113,30 @@ def check_axis_name(name: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- values
+def energy_fields() -> list[str]:
+    """The fields of :class:`xbar.energy.EnergyConfig` (``deploy.energy.*`` axes)."""
+    from xbar.energy import EnergyConfig
+
+    return sorted(f.name for f in dataclasses.fields(EnergyConfig))
+
+
+def energy_problem(values) -> str | None:
+    """None if ``values`` (a table of EnergyConfig fields) is valid, else the problem."""
+    from xbar.energy import EnergyConfig
+
+    try:
+        EnergyConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        return f"deploy.energy: {exc}"
+    return None
+
+
 def check_deploy_value(name: str, value) -> str | None:
     """None if ``value`` is allowed for deployment setting ``name``, else the problem."""
+    if name == "energy":
+        return energy_problem(value)
+    if name.startswith("energy."):
+        return energy_problem({name.split(".", 1)[1]: value})
     if name == "t":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
         return None if ok else f"deploy.t must be a finite inference time in s >= 0, got {value!r}"
@@ -125,7 +154,7 @@ def check_deploy_value(name: str, value) -> str | None:
     if name == "repeat":
         ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPEAT
         return None if ok else f"deploy.repeat must be an integer in [0, {MAX_REPEAT}], got {value!r}"
-    return f"unknown deployment setting {name!r}; allowed: {list(DEPLOY_KEYS)}"
+    return f"unknown deployment setting {name!r}; allowed: {list(DEPLOY_KEYS)} and energy"
 
 
 def check_deploy_table(table, problems: list[str]) -> dict:

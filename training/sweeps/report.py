@@ -187,10 +187,13 @@ def step_plots(df, axes) -> list[tuple[str, str, str | None]]:
 def costliest(df, axes, hardware_only: bool = True) -> tuple[str, tuple, tuple, float] | None:
     """``(axis, (best value, mean), (worst value, mean), cost)`` of the swept axis whose values
     span the widest range of mean accuracy (``None`` without a varied axis). ``hardware_only``:
-    only non-ideality axes (``hardware.*``, ``deploy.*``), not data, network or training ones."""
+    only non-ideality axes (``hardware.*``, ``deploy.*`` but not the energy figures
+    ``deploy.energy.*``), not data, network or training ones."""
     best = None
     for axis in axes:
         if axis == "seed" or (hardware_only and not axis.startswith(("hardware.", "deploy."))):
+            continue
+        if axis.startswith("deploy.energy."):  # energy figures change costs, never the network
             continue
         stats = axis_summary(df, axis)
         if len(stats) < 2:

@@ -9,10 +9,12 @@ that "costs nothing" says why. Everything copied from the study database is esca
 from __future__ import annotations
 
 from .explain import IR_AXES, axis_effect, ir_drop
-from .units import axis_label, md, metric_label, si
+from .units import axis_label, axis_unit, md, metric_label, si
 
 __all__ = ["markdown"]
 
+#: cost metrics tabulated beside the accuracy of every axis value (column -> unit)
+COST_COLUMNS = {"energy_per_inference_J": "J", "latency_per_step_s": "s"}
 #: a confidence interval whose half-width is at most this (pp) rules out any cost that matters
 NEGLIGIBLE_PP = 1.0
 
@@ -24,6 +26,9 @@ def pct(v: float) -> str:
 def _effect_line(df, axis: str) -> list[str]:
     from .report import value_md
 
+    if axis.startswith("deploy.energy."):
+        return ["An energy figure changes the energy and latency metrics only (the columns above): the network, "
+                "its devices and its accuracy are the same at every value.", ""]
     effect = axis_effect(df, axis)
     if effect is None:
         return []
@@ -44,6 +49,13 @@ def _effect_line(df, axis: str) -> list[str]:
     return [f"{head}, {ci}: **not significant** — within the seed-to-seed spread; with "
             f"{min(effect.n_best, effect.n_worst)} seeds per value the study cannot tell a cost this size from "
             "chance (more `replicates` narrow the interval).", ""]
+
+
+def _metric_value(column: str, value: float) -> str:
+    """A metric value with its unit and SI prefix (``3.6e-09`` J -> ``3.6 nJ``); plain if unitless."""
+    unit = axis_unit(column)
+    unit = "s" if unit == "time" else unit
+    return si(float(value), unit) if unit else f"{value:.3g}"
 
 
 def _circuit_solved(df) -> bool:
@@ -136,7 +148,8 @@ def markdown(df, axes, figures, counts, spec) -> str:
                   f"{pct(done['accuracy_drop'].mean())} pp.", ""]
     worst = costliest(df, axes)
     if worst is None:
-        lines += ["No hardware or deployment axis varies in this study, so no non-ideality is ranked.", ""]
+        lines += ["No hardware or deployment non-ideality axis varies in this study (energy figures, "
+                  "`deploy.energy.*`, change costs only), so no non-ideality is ranked.", ""]
     else:
         axis, (hv, hm), (lv, lm), cost = worst
         lines += ["## The non-ideality that costs most", "",
@@ -148,9 +161,15 @@ def markdown(df, axes, figures, counts, spec) -> str:
         stats = axis_summary(df, axis) if axis != "seed" else []
         if not stats:
             continue
+        costs = [c for c in COST_COLUMNS if c in done and done[c].notna().any()]
         lines += [f"## {md(axis_label(axis))} — `{name_md(axis)}`", "",
-                  "| value | accuracy (%) | std (pp) | seeds |", "|---|---|---|---|"]
-        lines += [f"| {value_md(axis, v)} | {pct(m)} | {pct(s)} | {n} |" for v, m, s, n in stats]
+                  "| value | accuracy (%) | std (pp) | seeds |" + "".join(f" {md(metric_label(c))} |" for c in costs),
+                  "|---|---|---|---|" + "---|" * len(costs)]
+        for v, m, s, n in stats:
+            at = done[done[axis] == v]
+            cells = "".join(f" {si(float(at[c].mean()), COST_COLUMNS[c])} |" if at[c].notna().any() else " — |"
+                            for c in costs)
+            lines.append(f"| {value_md(axis, v)} | {pct(m)} | {pct(s)} | {n} |{cells}")
         lines.append("")
         lines += _effect_line(df, axis)
         if axis in IR_AXES and len(stats) > 1:
@@ -171,9 +190,13 @@ def markdown(df, axes, figures, counts, spec) -> str:
     for column in metric_columns(df):
         values = done[column].dropna().astype(float)
         corr = done[[column, "accuracy"]].dropna().astype(float).corr().iloc[0, 1]
+        relation = (f"Pearson correlation with the deployed accuracy {corr:+.2f}" if corr == corr else
+                    "no correlation with the deployed accuracy to compute (one of the two is the same at every "
+                    "point)")
         lines += [f"## Accuracy vs {md(metric_label(column))}", "",
-                  f"{len(values)} point(s), `{name_md(column)}` from {values.min():.3g} to {values.max():.3g}; "
-                  f"Pearson correlation with the deployed accuracy {corr:+.2f}. "
+                  f"{len(values)} point(s), `{name_md(column)}` from {_metric_value(column, values.min())} to "
+                  f"{_metric_value(column, values.max())}; "
+                  f"{relation}. "
                   f"Figure: `accuracy_vs_metric_{''.join(c if c.isalnum() else '_' for c in column).strip('_')}.png`.",
                   ""]
     failed = df[df["status"] == "failed"]

@@ -30,7 +30,8 @@ A spec::
 Axis names and their allowed values are described in :mod:`training.sweeps.axes` (RunConfig
 paths such as ``hardware.family``, the deployment-only ``deploy.*`` axes and ``seed``, the
 replicate label). Deployment defaults: ``t = 1.0`` s, the trained ``time_steps`` and
-``adc_bits``, ``mode = "noisy"``, the trained family, ``repeat = 0``.
+``adc_bits``, ``mode = "noisy"``, the trained family, ``repeat = 0``, the default energy figures
+(``[deploy] energy = { adc_fom = 5e-15 }`` and ``deploy.energy.NAME`` axes override them).
 
 Seeds and hashes. The *training config* of a point is ``base`` with the non-deploy axes applied,
 ``seed`` set to the replicate label, ``hardware.seed = 0``, ``train.threads = 1`` and the unused
@@ -225,7 +226,15 @@ def resolve_deploy(train: dict, deploy_base: dict, assignment: dict) -> dict:
     d = {"t": DEFAULT_T, "time_steps": train["network"]["time_steps"], "adc_bits": train["hardware"]["adc_bits"],
          "mode": "noisy", "family": train["hardware"]["family"], "repeat": 0}
     d.update(deploy_base)
-    d.update({k.split(".", 1)[1]: v for k, v in assignment.items() if k.startswith("deploy.")})
+    energy = dict(deploy_base.get("energy", {}))
+    for k, v in assignment.items():
+        if k.startswith("deploy.energy."):
+            energy[k.split(".", 2)[2]] = v
+        elif k.startswith("deploy."):
+            d[k.split(".", 1)[1]] = v
+    d.pop("energy", None)
+    if energy:  # only when given: the keys of points without energy options stay as they were
+        d["energy"] = energy
     if isinstance(d["adc_bits"], str):
         d["adc_bits"] = None
     d["t"] = float(d["t"])

@@ -354,13 +354,17 @@ def _load_state(train_key: str, config: dict, model_dir: str):
 
 def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     """Metrics of one deployment point: accuracy of the deployed network and of the same network
-    without device non-idealities (``mode = "ideal"``), both at the point's time steps and ADC."""
+    without device non-idealities (``mode = "ideal"``), both at the point's time steps and ADC;
+    energy and latency per inference with the point's energy figures (``deploy["energy"]``)."""
     import torch
 
     from training.evaluate import evaluate
     from training.loop import model_from_checkpoint
 
+    from xbar.energy import EnergyConfig
+
     cfg, state, splits, n_in, n_classes = loaded
+    energy = EnergyConfig.from_dict(deploy.get("energy", {}))
     device = _torch_device(cfg)
     model = model_from_checkpoint(cfg, state, n_in, n_classes)
     if device.type != "cpu":
@@ -370,18 +374,18 @@ def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     hw = cfg.hardware.replace(adc_bits=deploy["adc_bits"])
     steps, batch = deploy["time_steps"], cfg.data.eval_batch_size
     model.set_hardware(hw.replace(mode="ideal", backward="ste"))
-    ideal_point = evaluate(model, test, batch, steps)
+    ideal_point = evaluate(model, test, batch, steps, energy=energy)
     point = ideal_point
     if deploy["mode"] != "ideal":
         model.set_hardware(deployment_hardware(cfg.hardware, deploy))
         model.deploy(0.0, repeat=deploy.get("repeat", 0))
         model.set_inference_time(deploy["t"])
         model.set_mode(deploy["mode"])
-        point = evaluate(model, test, batch, steps)
+        point = evaluate(model, test, batch, steps, energy=energy)
     acc, ideal = point["accuracy"], ideal_point["accuracy"]
     # energy and latency of the evaluated network (the deployed chip; the ideal one for ideal points)
-    energy = {k: point[k] for k in ENERGY_METRICS if k in point}
-    return {"accuracy": acc, "ideal_accuracy": ideal, "accuracy_drop": ideal - acc, **energy}
+    costs = {k: point[k] for k in ENERGY_METRICS if k in point}
+    return {"accuracy": acc, "ideal_accuracy": ideal, "accuracy_drop": ideal - acc, **costs}
 
 
 #: energy metrics recorded per point (:meth:`training.energy.EnergyReport.metrics`)
