@@ -61,3 +61,26 @@ def test_convolutional_network_fields_are_sweepable_axes():
     assert len({p.train_key for p in spec.points}) == 4
     with pytest.raises(ValueError, match="channels"):  # a conv field on an MLP network names itself
         load_spec({"study": {"name": "bad"}, "base": {}, "grid": {"network.channels": [[4, 8]]}})
+
+
+def test_presets_impact_rows_change_one_preset_choice_each():
+    """Each zipped row of presets_impact.toml is a family's default preset with at most the one
+    choice its comment names changed: PCM g_min, RRAM retention beyond data, RRAM digitisation."""
+    import devices
+
+    spec = load_spec(STUDIES / "presets_impact.toml")
+    assert len(spec.points) == 60 and len({p.train_key for p in spec.points}) == 20
+    keys = ("hardware.family", "hardware.preset", "hardware.device_params.g_min",
+            "hardware.device_params.retention_beyond_data")
+    rows = sorted({tuple(p.axes[k] for k in keys) for p in spec.points}, key=str)
+    assert len(rows) == 5
+    for family, preset, g_min, _ in rows:
+        default = devices.make(family, (1, 1), seed=0, preset=preset)
+        if (family, g_min) != ("pcm", 1e-7):  # every row but the old PCM window keeps the preset's g_min
+            assert float(default.g_min) == g_min
+    assert float(devices.make("pcm", (1, 1), seed=0).g_min) == 2.5e-7  # the corrected default
+    for family, preset in (("pcm", "joshi2020_pcm"), ("rram", "wan2022_neurram")):  # rows 1 and 3: the defaults
+        assert devices.make(family, (1, 1), seed=0).to_config() == devices.make(family, (1, 1), seed=0,
+                                                                                preset=preset).to_config()
+    assert ("rram", "wan2022_crosssim", 1e-6, "extend") in rows
+    assert ("rram", "wan2022_neurram", 1e-6, "hold") in rows and ("pcm", "joshi2020_pcm", 1e-7, "extend") in rows
