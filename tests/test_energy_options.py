@@ -101,3 +101,36 @@ def test_energy_axes_scale_the_cost_metrics_and_leave_accuracy_alone(tmp_path):
     assert "| energy per inference (J) | latency per step (s) |" in text
     assert "no non-ideality is ranked" in text and "The non-ideality that costs most" not in text
     assert "the same at every value" in text
+
+
+def test_checkpoints_written_before_energy_options_existed_still_stand_for_their_model():
+    """A study or run resumed after the upgrade: a checkpoint whose config has no
+    ``evaluate.energy`` (the neutral default) is accepted by the sweep's loader and by a resumed
+    run (``training.checkpoints.load_checkpoint`` compares with ``same_results_config``'s
+    normalisation); one of another configuration is still refused (before: every evaluation of a model
+    trained before the upgrade failed with "holds another configuration")."""
+    import io
+
+    import torch
+
+    from training.checkpoints import same_results_config
+    from training.sweeps.errors import CheckpointError
+    from training.sweeps.workers import check_checkpoint
+
+    config = RunConfig.from_dict({"network": {"hidden": [4], "time_steps": 3}, "train": {"epochs": 1}})
+    old = config.to_dict()
+    del old["evaluate"]["energy"]
+    other = RunConfig.from_dict({"network": {"hidden": [5], "time_steps": 3}, "train": {"epochs": 1}}).to_dict()
+    assert same_results_config(old, config.to_dict()) and not same_results_config(other, config.to_dict())
+    changed = config.to_dict()
+    changed["evaluate"]["energy"] = {"adc_fom": 1e-15}
+    assert not same_results_config(changed, config.to_dict())  # a given energy option is an option
+
+    def checkpoint(cfg: dict) -> bytes:
+        buf = io.BytesIO()
+        torch.save({"config": cfg, "model": {}, "epoch": 1, "history": []}, buf)
+        return buf.getvalue()
+
+    assert check_checkpoint(checkpoint(old), "old", config.to_dict())["config"] == old
+    with pytest.raises(CheckpointError, match="another configuration"):
+        check_checkpoint(checkpoint(other), "other", config.to_dict())

@@ -36,7 +36,7 @@ import torch
 from devices._io import atomic_write_bytes
 
 __all__ = ["CHECKPOINT_RE", "CheckpointError", "CheckpointConfigError", "CheckpointWarning", "checkpoint_path",
-           "list_checkpoints", "latest_checkpoint", "save_checkpoint", "load_checkpoint", "resume"]
+           "same_results_config", "list_checkpoints", "latest_checkpoint", "save_checkpoint", "load_checkpoint", "resume"]
 
 #: checkpoint file names: ``epoch_`` + at least 4 ASCII digits + ``.pt`` (``\\Z``: no trailing newline)
 CHECKPOINT_RE = re.compile(r"^epoch_([0-9]{4,})\.pt\Z")
@@ -85,6 +85,12 @@ def save_checkpoint(path, state: dict) -> None:
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def same_results_config(stored, expected: dict) -> bool:
+    """Whether a checkpoint's config dict ``stored`` and ``expected`` agree on every option a
+    result depends on (:func:`_results_config`)."""
+    return isinstance(stored, dict) and _results_config(stored) == _results_config(expected)
 
 
 def _results_config(config: dict) -> dict:

@@ -162,7 +162,9 @@ def check_checkpoint(data: bytes, where, config: dict | None = None) -> dict:
     """The state dict of checkpoint bytes ``data`` (file ``where``), loaded weights-only; raises
     :class:`CheckpointError` (one line naming ``where``) if it is empty, not a torch zip archive,
     truncated, refused by the weights-only loader, not a memxbar checkpoint or (``config``
-    given) a checkpoint of another configuration."""
+    given) a checkpoint of another configuration (compared as a resumed run compares them:
+    :func:`training.checkpoints.same_results_config`, so a checkpoint written before an option
+    with a neutral default existed still stands for its model)."""
     import pickle
 
     import torch
@@ -185,7 +187,9 @@ def check_checkpoint(data: bytes, where, config: dict | None = None) -> dict:
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise CheckpointError(f"checkpoint {where} is not a memxbar training checkpoint (no 'config' and 'model' "
                               "entries)")
-    if config is not None and state["config"] != config:
+    from training.checkpoints import same_results_config
+
+    if config is not None and not same_results_config(state["config"], config):
         raise CheckpointError(f"checkpoint {where} holds another configuration than the model it stands for")
     return state
 
