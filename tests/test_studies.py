@@ -84,3 +84,23 @@ def test_presets_impact_rows_change_one_preset_choice_each():
                                                                                 preset=preset).to_config()
     assert ("rram", "wan2022_crosssim", 1e-6, "extend") in rows
     assert ("rram", "wan2022_neurram", 1e-6, "hold") in rows and ("pcm", "joshi2020_pcm", 1e-7, "extend") in rows
+
+
+def test_plan_estimate_counts_convolutions_subsets_and_conversion():
+    """The cost model sees a conv network's convolutions (analytic MAC count), the data subsets,
+    and that conversion trains a ReLU twin once per batch (before: the time-steps image study
+    was estimated at 495 CPU-s and took about 2.5 h)."""
+    from training.sweeps.plan import conv_macs, data_sizes, training_seconds
+
+    conv = {"kind": "conv", "channels": [14, 32], "kernel_size": 3}
+    assert conv_macs(conv) == 28 * 28 * 14 * 1 * 9 + 14 * 14 * 32 * 14 * 9
+    assert conv_macs({"hidden": [128]}) == 0.0
+    assert data_sizes({"dataset": "fashion_mnist", "train_subset": 10000, "eval_subset": 2000}) == (10000, 2000)
+    assert data_sizes({"dataset": "yin_yang", "train_subset": 0, "eval_subset": 0}) == (5000, 1000)
+    spec = load_spec(STUDIES / "timesteps_images.toml")
+    cost = {(p.axes["train.method"], p.axes["network.time_steps"]): training_seconds(p.train) for p in spec.points}
+    assert 20 < cost[("surrogate", 4)] < 100  # measured 35 s
+    assert cost[("surrogate", 64)] > 10 * cost[("surrogate", 4)]  # BPTT cost grows with T
+    assert cost[("conversion", 64)] == cost[("conversion", 4)] < cost[("surrogate", 4)]
+    total = plan(STUDIES / "timesteps_images.toml", None)
+    assert total["train_cpu_s"] + total["eval_cpu_s"] > 2000  # CPU-s; measured about 8000 on a busy 2-core machine

@@ -1,10 +1,18 @@
 """``xbar sweep plan``: the expanded points of a spec and a rough cost estimate.
 
-The estimate is a simple model fitted to small Yin-Yang networks (hidden <= 120, T <= 20) on
-one core of a 2-core x86 machine: per training batch ``8 ms + 1.1 ms x T`` (x15 when training
-in ``circuit`` mode, which solves every tile each step), per evaluated point ``0.05 s`` plus
-``0.04 s + 5 ms x T`` (noisy) or ``0.2 s + 10 ms x T`` (circuit) per 1000 test samples, plus
-the ideal-mode pass. Treat it as good to a factor of ~3; bigger networks cost more.
+The estimate is a simple model fitted on one core of a 2-core x86 machine. Fully connected
+networks (fitted to Yin-Yang networks, hidden <= 400, T <= 20, and 784-256-10 MLPs): per training
+batch ``8 ms + 1.1 ms x T`` (x15 when training in ``circuit`` mode, which solves every tile each
+step), per evaluated point ``0.05 s`` plus ``0.04 s + 5 ms x T`` (noisy) or ``0.2 s + 10 ms x T``
+(circuit) per 1000 test samples, plus the ideal-mode pass. Convolutional networks add their
+convolutions' multiply-accumulates (MACs per sample, :func:`conv_macs`): ``0.45 ns`` per MAC
+per sample and time step in training (surrogate BPTT; fitted to the Fashion-MNIST conv SNN at
+T = 4 and 8: 35 s and 80 s for 2 epochs of 10000 images; ANN->SNN conversion trains its ReLU
+twin, one step per batch), ``2.4 ns`` per MAC, sample and step in
+each evaluation pass (crossbar layers with converters and energy accounting; fitted to the same
+network's 2000-image evaluations at T = 4-16). The data set sizes honour ``train_subset`` and
+``eval_subset``. Treat it as good to a factor of ~3; memory is not estimated (surrogate BPTT
+keeps every step's activations: a conv SNN at T = 64, batch 100 needs about 12 GB per worker).
 """
 from __future__ import annotations
 
@@ -20,23 +28,59 @@ DEFAULT_DATA_SIZE = (60000, 10000)
 TRAIN_MODE_FACTOR = {"ideal": 1.0, "noisy": 1.0, "circuit": 15.0}
 
 
+#: seconds per convolution MAC, sample and time step: surrogate training, one evaluation pass
+CONV_TRAIN_S_PER_MAC = 0.45e-9
+CONV_EVAL_S_PER_MAC = 2.4e-9
+#: input (channels, height, width) of the image data sets (the only ones a conv network takes)
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def data_sizes(data: dict) -> tuple[int, int]:
+    """(training, test) samples of a resolved ``[data]`` table, subsets applied."""
+    n_train, n_test = DATA_SIZES.get(data["dataset"], DEFAULT_DATA_SIZE)
+    if data.get("train_subset"):
+        n_train = min(n_train, data["train_subset"])
+    if data.get("eval_subset"):
+        n_test = min(n_test, data["eval_subset"])
+    return n_train, n_test
+
+
+def conv_macs(network: dict, in_shape: tuple = IMAGE_SHAPE) -> float:
+    """Multiply-accumulates per sample and time step of the convolutions of a ``kind = "conv"``
+    network ("same" padding, 2x2 pooling after each); 0 for other networks."""
+    if network.get("kind", "mlp") != "conv":
+        return 0.0
+    channels, height, width = in_shape
+    kernel = network.get("kernel_size", 3)
+    macs = 0.0
+    for out in network.get("channels", (14, 32)):
+        macs += height * width * out * channels * kernel * kernel
+        channels, height, width = out, height // 2, width // 2
+    return macs
+
+
 def training_seconds(train: dict) -> float:
-    """Estimated CPU seconds to train one resolved configuration."""
-    n_train, _ = DATA_SIZES.get(train["data"]["dataset"], DEFAULT_DATA_SIZE)
-    batches = math.ceil(n_train / train["data"]["batch_size"])
-    per_batch = (8e-3 + 1.1e-3 * train["network"]["time_steps"]) * TRAIN_MODE_FACTOR[train["hardware"]["mode"]]
+    """Estimated CPU seconds to train one resolved configuration (module docstring)."""
+    n_train, _ = data_sizes(train["data"])
+    batch = train["data"]["batch_size"]
+    batches = math.ceil(n_train / batch)
+    # ANN->SNN conversion trains the ReLU twin: one pass per batch, whatever the time steps
+    steps = 1 if train["train"].get("method") == "conversion" else train["network"]["time_steps"]
+    per_step = 1.1e-3 + batch * conv_macs(train["network"]) * CONV_TRAIN_S_PER_MAC
+    per_batch = (8e-3 + per_step * steps) * TRAIN_MODE_FACTOR[train["hardware"]["mode"]]
     return 1.0 + train["train"]["epochs"] * batches * per_batch
 
 
 def evaluation_seconds(point: Point) -> float:
     """Estimated CPU seconds to evaluate one deployment point (ideal pass included)."""
-    _, n_test = DATA_SIZES.get(point.train["data"]["dataset"], DEFAULT_DATA_SIZE)
+    _, n_test = data_sizes(point.train["data"])
     steps, mode = point.deploy["time_steps"], point.deploy["mode"]
-    per_1000 = 0.04 + 5e-3 * steps
+    conv = 1000 * conv_macs(point.train["network"]) * CONV_EVAL_S_PER_MAC * steps  # one pass, 1000 samples
+    per_1000 = 0.04 + 5e-3 * steps + conv
     if mode == "noisy":
-        per_1000 += 0.04 + 5e-3 * steps
+        per_1000 += 0.04 + 5e-3 * steps + conv
     elif mode == "circuit":
-        per_1000 += 0.2 + 10e-3 * steps
+        per_1000 += 0.2 + 10e-3 * steps + conv
     return 0.05 + per_1000 * n_test / 1000
 
 
