@@ -205,3 +205,36 @@ def test_run_trains_deploys_and_evaluates_a_conv_network(tmp_path, one_thread):
     assert {r["t"] for r in rows} >= {1.0, 86400.0}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     assert (tmp_path / "results.json").is_file() and (tmp_path / "evaluation.csv").is_file()
+
+
+def test_inference_splits_large_batches_into_bounded_chunks(monkeypatch):
+    """Without gradients a batch whose samples x time steps exceed MAX_SAMPLE_STEPS runs in
+    chunks (memory of one chunk, not of T x batch: the T = 64 evaluation of the Fashion-MNIST net
+    peaked above 20 GB before), with the outputs of the unsplit batch; training passes are whole."""
+    import training.conv_model as conv_model
+
+    torch.manual_seed(1)
+    model = SpikingConvNet((1, 12, 12), 3, {"channels": [2, 3], "kernel_size": 3, "v_th": 0.1, "input_scale": 2.0},
+                           IDEAL_EXACT).double()
+    x = _images(10).double()
+    with torch.no_grad():
+        whole = model(x, time_steps=6)
+    calls = []
+    model.convs[0].register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
+    monkeypatch.setattr(conv_model, "MAX_SAMPLE_STEPS", 24)  # 4 samples per chunk at T = 6
+    with torch.no_grad():
+        split = model(x, time_steps=6)
+    assert calls == [4, 4, 2]
+    assert torch.allclose(split, whole, rtol=1e-12, atol=1e-14) and float(whole.abs().max()) > 1e-3
+    calls.clear()
+    out = model(x, time_steps=6)  # with gradients: one pass (BPTT needs the whole graph)
+    assert calls == [10] and out.requires_grad
+
+
+def test_accuracy_builds_no_autograd_graph():
+    torch.manual_seed(0)
+    model = SpikingConvNet((1, 12, 12), 3, {"channels": [2, 3], "kernel_size": 3}, IDEAL_EXACT)
+    seen = []
+    model.linears[-1].register_forward_hook(lambda mod, inp, out: seen.append(out.requires_grad))
+    accuracy(model, (_images(5).flatten(1), torch.zeros(5, dtype=torch.int64)), batch_size=5, time_steps=2)
+    assert seen == [False] and model.training  # no graph; the model's mode restored

@@ -198,3 +198,28 @@ def test_energy_on_cuda_matches_the_cpu():
         assert r_gpu.breakdown_J[k] == pytest.approx(v, rel=1e-6), k
     deploy(gpu, 1.0)
     assert math.isfinite(measure_energy(gpu, x.cuda(), time_steps=1).energy_per_inference_J)
+
+
+def test_reads_costed_in_chunks_give_the_same_report(monkeypatch):
+    """The meter costs a layer's reads in chunks of RECORD_CHUNK (bounded memory for conv layers'
+    T x batch x positions reads): every total, and the spike-input decision, is that of one chunk."""
+    import training.energy as energy_module
+
+    torch.manual_seed(0)
+    model = convert_to_crossbar(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)),
+                                HardwareConfig(mode="noisy", family="pcm", seed=0))
+    deploy(model, 0.0)
+    set_inference_time(model, 3600.0)
+    spikes = (torch.rand(40, 6) < 0.3).to(torch.float32)
+    analog = torch.rand(40, 6)
+    for x in (spikes, analog):
+        whole = measure_energy(model, x)
+        monkeypatch.setattr(energy_module, "RECORD_CHUNK", 7)
+        chunked = measure_energy(model, x)
+        monkeypatch.undo()
+        assert chunked.spikes_per_inference == whole.spikes_per_inference
+        assert chunked.reads_per_inference == whole.reads_per_inference
+        for k, v in whole.breakdown_J.items():
+            assert math.isclose(chunked.breakdown_J[k], v, rel_tol=1e-12), k
+    assert measure_energy(model, spikes).spikes_per_inference > 0
+    assert measure_energy(model, analog).spikes_per_inference == 0

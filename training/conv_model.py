@@ -55,6 +55,13 @@ def _widths(name: str, value, allow_empty: bool) -> tuple:
     return tuple(check_int(f"{name} entries", v, low=1) for v in value)
 
 
+#: most samples x time steps one inference forward pass holds at once: every layer runs on the
+#: whole ``(T, batch, ...)`` sequence, so without gradients a larger batch is split into chunks of
+#: ``MAX_SAMPLE_STEPS // T`` samples (samples are independent: the same outputs; about 0.2 MB per
+#: sample-step for the Fashion-MNIST network in circuit mode, so ~2 GB per chunk)
+MAX_SAMPLE_STEPS = 8192
+
+
 @dataclass(frozen=True)
 class ConvNetworkConfig:
     """Convolutional SNN architecture (module docstring). Times in s; voltages in threshold units.
@@ -255,6 +262,15 @@ class SpikingConvNet(nn.Module):
             c, h, w = self.in_shape
             raise ValueError(f"input must be images (batch, {c}, {h}, {w}) or flattened (batch, {c * h * w}), "
                              f"got {tuple(x.shape)}")
+        chunk = max(1, MAX_SAMPLE_STEPS // steps)
+        if len(x) > chunk and not torch.is_grad_enabled():  # inference: bounded memory, same numbers
+            return torch.cat([self._forward(part, steps) for part in x.split(chunk)])
+        return self._forward(x, steps)
+
+    def _forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The network on ``x`` (batch, C, H, W) over ``steps`` time steps, every layer on the
+        whole ``(T, batch, ...)`` sequence at once."""
+        net = self.network
         current = self.convs[0](x * net.input_scale)                          # (batch, C1, H, W), once
         s = self._pool(self.neurons[0](current.unsqueeze(0).expand(steps, *current.shape)))
         for conv, neuron in zip(self.convs[1:], self.neurons[1:len(self.convs)]):

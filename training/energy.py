@@ -61,6 +61,10 @@ Tensor = torch.Tensor
 
 __all__ = ["EnergyMeter", "EnergyReport", "measure_energy", "energy_metrics", "COMPONENTS"]
 
+#: reads (input vectors) of one layer costed at a time (float64 row voltages of at most
+#: RECORD_CHUNK x rows; the totals do not depend on it)
+RECORD_CHUNK = 1 << 15
+
 #: energy components of a report, in this order
 COMPONENTS = ("array", "dac", "adc", "sense", "digital", "neuron")
 
@@ -105,13 +109,6 @@ class _LayerStats:
         self.spikes = 0.0
         self.token = None
         self.admittance: list[Tensor] | None = None  # per row tile: Σ_c Y_rc (used rows only)
-
-
-def _is_spike_input(x: Tensor) -> bool:
-    """True when the inputs hold spikes: every input 0 or one common non-zero value, at least one
-    of them non-zero (an all-zero batch is costed at the layer's DAC resolution)."""
-    nz = x[x != 0]
-    return nz.numel() > 0 and bool((nz == nz.flatten()[0]).all())
 
 
 class EnergyMeter:
@@ -222,16 +219,25 @@ class EnergyMeter:
     def _record(self, layer: CrossbarLinear, x: Tensor, in_conv: bool) -> None:
         cfg, hw, stats = self.config, layer.hardware, self._stats[id(layer)]
         lay = layer.array.layout
-        flat = x.detach().reshape(-1, layer.in_features).to(layer.weight.dtype)
-        codes = layer.array.input_codes(flat)
-        reads = codes.shape[0]
+        flat = x.detach().reshape(-1, layer.in_features)
+        reads = flat.shape[0]
         if in_conv and x.dim() >= 2:
             stats.positions = int(x.shape[-2])
-        spikes = _is_spike_input(codes)
-        rows_in = codes if layer.bias is None else torch.cat([codes, codes.new_full((reads, 1), hw.x_max)], 1)
-        stats.energy["array"] += self._array_energy(layer, stats, rows_in)
-        nonzero = float((codes != 0).sum())
-        driven = nonzero if cfg.event_driven else float(codes.numel())
+        # the reads in chunks of RECORD_CHUNK (memory stays bounded for a conv layer's T x batch x
+        # positions reads). Spike inputs: every input 0 or one common non-zero value, at least one
+        # of them non-zero, over all reads (an all-zero batch is costed at the DAC resolution)
+        nonzero, common, same = 0.0, None, True
+        for part in flat.split(RECORD_CHUNK):
+            codes = layer.array.input_codes(part.to(layer.weight.dtype))
+            nz = codes[codes != 0]
+            if nz.numel():
+                common = nz[0] if common is None else common
+                same = same and bool((nz == common).all())
+            nonzero += float(nz.numel())
+            rows_in = codes if layer.bias is None else torch.cat([codes, codes.new_full((len(codes), 1), hw.x_max)], 1)
+            stats.energy["array"] += self._array_energy(layer, stats, rows_in)
+        spikes = common is not None and same
+        driven = nonzero if cfg.event_driven else float(reads * layer.in_features)
         bits = 1 if spikes else hw.dac_bits
         e = stats.energy
         e["dac"] += lay.n_col_tiles * (driven * cfg.dac_energy(bits)

@@ -146,18 +146,22 @@ def build_model(config: RunConfig, in_features, n_classes: int) -> SpikingMLP | 
 def accuracy(model: SpikingMLP, split, batch_size: int = 1000, time_steps: int | None = None) -> float:
     """Fraction of correctly classified samples of ``split`` (a ``Split``, an ``(X, y)`` pair or a
     ``Dataset``) by ``model`` in eval mode (restored afterwards): any model whose ``model(x)`` gives
-    class scores ``(batch, classes)``; ``time_steps`` is passed on as ``model(x, time_steps=...)``."""
+    class scores ``(batch, classes)``; ``time_steps`` is passed on as ``model(x, time_steps=...)``.
+    Runs without gradients (``torch.no_grad``)."""
     if not isinstance(split, Split):
         split = _as_split(split, "split")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # batches go to the model's device; one sync at the end
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, len(split.y), batch_size):
-        x, y = split.X[start:start + batch_size].to(device), split.y[start:start + batch_size].to(device)
-        out = model(x) if time_steps is None else model(x, time_steps=time_steps)
-        correct += (out.argmax(1) == y).sum()
-    model.train(was_training)
+    try:
+        with torch.no_grad():  # no autograd graph: memory stays one time step's worth, whatever T
+            for start in range(0, len(split.y), batch_size):
+                x, y = split.X[start:start + batch_size].to(device), split.y[start:start + batch_size].to(device)
+                out = model(x) if time_steps is None else model(x, time_steps=time_steps)
+                correct += (out.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
     return int(correct) / max(len(split.y), 1)
 
 

@@ -378,7 +378,8 @@ def evaluate_point(loaded, key: str, deploy: dict) -> dict:
     hw = cfg.hardware.replace(adc_bits=deploy["adc_bits"])
     steps, batch = deploy["time_steps"], cfg.data.eval_batch_size
     model.set_hardware(hw.replace(mode="ideal", backward="ste"))
-    ideal_point = evaluate(model, test, batch, steps, energy=energy)
+    # the ideal pass's energy is only recorded for ideal points (it is the chip's cost otherwise)
+    ideal_point = evaluate(model, test, batch, steps, energy=energy if deploy["mode"] == "ideal" else None)
     point = ideal_point
     if deploy["mode"] != "ideal":
         model.set_hardware(deployment_hardware(cfg.hardware, deploy))
