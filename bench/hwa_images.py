@@ -60,7 +60,7 @@ Usage::
 
     python bench/hwa_images.py --network conv --train-seeds 0,1,2 --device-seeds 5
     python bench/hwa_images.py --network mlp --train-seeds 0,1,2 --device-seeds 5 --export bench/results/hwa_images_mlp.json
-    python bench/hwa_images.py --network mlp --setting pcm_d2d03 --families pcm --device-seeds 3 --export bench/results/hwa_images_mlp_pcm_d2d03.json
+    python bench/hwa_images.py --network mlp --setting pcm_d2d03 --families pcm --device-seeds 5 --export bench/results/hwa_images_mlp_pcm_d2d03.json
     python bench/hwa_images.py --quick          # smoke run on subsets (numbers mean nothing)
 """
 from __future__ import annotations
@@ -83,7 +83,8 @@ from bench import workloads  # noqa: E402
 from bench._tables import markdown_table  # noqa: E402
 from devices._io import atomic_write_bytes  # noqa: E402
 from devices.seeding import derive_seed  # noqa: E402
-from training.checkpoints import list_checkpoints, save_checkpoint  # noqa: E402
+from training.checkpoints import (config_difference, list_checkpoints, results_config,  # noqa: E402
+                                  same_results_config, save_checkpoint)
 from training.config import DEFAULT_TIMES, RunConfig  # noqa: E402
 from training.data import make_loader  # noqa: E402
 from training.hardware import HardwareConfig  # noqa: E402
@@ -208,8 +209,16 @@ def finetune(base, cfg: RunConfig, setting: Setting, regime: str, family: str, o
     found = list_checkpoints(out_dir)
     if found:
         state = torch.load(found[-1], weights_only=True)
-        if state.get("meta") != meta:
-            raise ValueError(f"{found[-1]} belongs to another fine-tuning (delete {out_dir} to start again)")
+        stored = state.get("meta")
+        # the base config as a resumed run compares it (same_results_config): options added since
+        # with a neutral default, and where the run executes, do not make it another fine-tuning
+        if not (isinstance(stored, dict) and same_results_config(stored.get("base"), meta["base"])
+                and {k: v for k, v in stored.items() if k != "base"} == {k: v for k, v in meta.items() if k != "base"}):
+            diff = (config_difference({**stored, "base": results_config(stored["base"]) if isinstance(stored.get("base"), dict) else None},
+                                      {**meta, "base": results_config(meta["base"])})
+                    if isinstance(stored, dict) else ["meta"])
+            raise ValueError(f"{found[-1]} belongs to another fine-tuning (differs in {', '.join(diff[:4])}; "
+                             f"delete {out_dir} to start again)")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

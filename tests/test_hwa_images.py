@@ -91,3 +91,22 @@ def test_finetune_resumes_bit_identically(tmp_path, regime):
     assert not torch.equal(straight.layers[0].weight, base.layers[0].weight)  # it did train
     with pytest.raises(ValueError, match="another fine-tuning"):
         hwa.finetune(base, cfg, dataclasses.replace(setting, finetune_lr=5e-3), regime, "pcm", tmp_path / "b", splits)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_finetune_resumes_a_checkpoint_written_before_an_option_existed(tmp_path):
+    """A fine-tuning checkpoint whose base config predates ``evaluate.energy`` (an option with a
+    neutral default) resumes, as a resumed training run does; a real difference is named."""
+    base, cfg, splits = _tiny()
+    setting = dataclasses.replace(hwa.SETTINGS["default"], tile=8, finetune_epochs=1)
+    first, _ = hwa.finetune(base, cfg, setting, "noise", "pcm", tmp_path, splits)
+    path = tmp_path / "checkpoints" / "epoch_0001.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["meta"]["base"]["evaluate"].pop("energy") == {}
+    torch.save(state, path)
+    again, _ = hwa.finetune(base, cfg, setting, "noise", "pcm", tmp_path, splits)
+    assert torch.equal(first.layers[0].weight, again.layers[0].weight)
+    state["meta"]["base"]["train"]["lr"] = 0.5
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"another fine-tuning \(differs in base\.train\.lr"):
+        hwa.finetune(base, cfg, setting, "noise", "pcm", tmp_path, splits)

@@ -89,11 +89,11 @@ def _first_line(exc: BaseException) -> str:
 
 def same_results_config(stored, expected: dict) -> bool:
     """Whether a checkpoint's config dict ``stored`` and ``expected`` agree on every option a
-    result depends on (:func:`_results_config`)."""
-    return isinstance(stored, dict) and _results_config(stored) == _results_config(expected)
+    result depends on (:func:`results_config`)."""
+    return isinstance(stored, dict) and results_config(stored) == results_config(expected)
 
 
-def _results_config(config: dict) -> dict:
+def results_config(config: dict) -> dict:
     """The options a checkpoint must agree on: all but where the run executes (``device``,
     ``train.threads``), so a run may resume on another device or thread count; a checkpoint
     written before ``evaluate.energy`` existed reads as having the default energy figures."""
@@ -105,7 +105,7 @@ def _results_config(config: dict) -> dict:
     return out
 
 
-def _config_difference(stored, expected: dict, prefix: str = "") -> list[str]:
+def config_difference(stored, expected: dict, prefix: str = "") -> list[str]:
     """Dotted names of the options that differ between two config dicts (at most a few)."""
     if not isinstance(stored, dict):
         return [prefix.rstrip(".") or "config"]
@@ -113,7 +113,7 @@ def _config_difference(stored, expected: dict, prefix: str = "") -> list[str]:
     for key in sorted(set(stored) | set(expected), key=str):
         a, b = stored.get(key, "<missing>"), expected.get(key, "<missing>")
         if isinstance(a, dict) and isinstance(b, dict):
-            diff += _config_difference(a, b, f"{prefix}{key}.")
+            diff += config_difference(a, b, f"{prefix}{key}.")
         elif a != b:
             diff.append(f"{prefix}{key} ({a!r} there, {b!r} here)")
     return diff
@@ -148,9 +148,9 @@ def load_checkpoint(path, config, *, kind: str = "surrogate") -> dict:
     missing = [k for k in keys if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {name} is incomplete: missing {missing}")
-    expected = _results_config(config.to_dict())
-    if not isinstance(state["config"], dict) or _results_config(state["config"]) != expected:
-        diff = _config_difference(_results_config(state["config"]), expected)
+    expected = results_config(config.to_dict())
+    if not isinstance(state["config"], dict) or results_config(state["config"]) != expected:
+        diff = config_difference(results_config(state["config"]), expected)
         raise CheckpointConfigError(
             f"{path.parent.parent} holds checkpoints of a different configuration ({'; '.join(diff[:3])}"
             f"{'; ...' if len(diff) > 3 else ''}); use another output directory (--out) or --no-resume")
