@@ -20,7 +20,27 @@ layer, what the chip does (:mod:`xbar.energy` for the figures and their sources)
     neurons outputs · neuron_update_energy  +  spikes · (neuron_spike_energy + spike_route_energy)
 
 where "spikes" are the non-zero entries of spike inputs (binary-valued inputs) of the crossbar
-layers: the events that reach a layer. Static power of always-on circuits beyond these per-read
+layers: the events that reach a layer.
+
+Fully memristive networks (``SpikingMLP`` with ``neuron = "mif" | "oscillator"``,
+:mod:`training.memristive`) have no ADC, DAC or digital neuron between layers: each layer's column
+currents, summed over its row tiles on the membrane node (KCL), drive the memristive neurons
+through a current mirror, and the membranes drive the next layer's rows through analog buffers.
+The meter runs every neuron layer once more on the currents it received (same generator state,
+so the same C2C draws; the model's own results are untouched) and costs per read::
+
+    sense   outputs · sense_energy                one current mirror per column pair
+    digital 0                                     partial currents add on the membrane
+    ADC     0 per read; the output layer's membranes are digitised once per inference:
+            outputs · adc_energy(ideal_converter_bits)
+    DAC     as above (analog buffers of rows ≥ layer 1 at ideal_converter_bits: an estimate)
+    neurons MIF: the energy drawn from the neurons' supplies, input mirror and reversal sources
+            (:func:`circuits.neurons.energy.mif_supply_energy`), from the simulated v, x1, x2;
+            oscillator: its circuit is not modelled, the CMOS figures above are charged
+            (``neuron_model`` of the report says which)
+
+and "spikes" are the spikes the memristive neurons emit (:func:`circuits.neurons.count_spikes` of
+their membrane traces). Static power of always-on circuits beyond these per-read
 figures (bias currents, clock trees, leakage) is not modelled. With zero input only the
 sense, ADC, partial-sum and neuron-update terms remain (and the bias row's array and drive energy).
 
@@ -54,8 +74,12 @@ from devices.validation import check_int
 from xbar.crossbar import Crossbar
 from xbar.energy import EnergyConfig, quadratic_energy, row_admittance
 
+from circuits.neurons import MIFNeuron, count_spikes
+from circuits.neurons.energy import mif_supply_energy
+
 from .crossbar_conv import CrossbarConv2d
 from .crossbar_linear import CrossbarLinear
+from .memristive import column_current, has_c2c, spike_counts
 
 Tensor = torch.Tensor
 
@@ -84,6 +108,10 @@ class EnergyReport:
     n_inferences: int
     layers: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    #: how the neurons were costed: "cmos figures" (per update and spike, EnergyConfig), "mif
+    #: circuit" (supply energy of the simulated MIF circuits), or "cmos figures (oscillator
+    #: circuit not modelled)"
+    neuron_model: str = "cmos figures"
 
     def metrics(self) -> dict:
         """Flat numeric metrics (CSV/JSON-ready, names with units)."""
@@ -131,6 +159,15 @@ class EnergyMeter:
             raise ValueError("the model has no crossbar layers: convert it first (training.convert_to_crossbar)")
         self._stats = {id(m): _LayerStats(name) for name, m, _ in self._layers}
         self._handles = []
+        # fully memristive networks: id(crossbar layer) -> (its neuron layer, whether it is the output layer)
+        self._memristive: dict[int, tuple[nn.Module, bool]] = {}
+        self.neuron_model = "cmos figures"
+        if getattr(getattr(model, "network", None), "memristive", False):
+            layers, neurons = list(model.layers), list(model.neurons)
+            self._memristive = {id(layer): (neuron, k == len(layers) - 1)
+                                for k, (layer, neuron) in enumerate(zip(layers, neurons))}
+            self.neuron_model = ("mif circuit" if all(isinstance(n, MIFNeuron) for n in neurons)
+                                 else "cmos figures (oscillator circuit not modelled)")
 
     # ------------------------------------------------------------------ hooks
     def __enter__(self) -> "EnergyMeter":
@@ -153,7 +190,7 @@ class EnergyMeter:
     def _make_hook(self, in_conv: bool):
         def hook(module, inputs, output):
             with torch.no_grad():
-                self._record(module, inputs[0], in_conv)
+                self._record(module, inputs[0], in_conv, output)
         return hook
 
     @staticmethod
@@ -216,7 +253,27 @@ class EnergyMeter:
                 total += float(sol.power.sum()) * t_read
         return total
 
-    def _record(self, layer: CrossbarLinear, x: Tensor, in_conv: bool) -> None:
+    def _memristive_neurons(self, layer: CrossbarLinear, neuron: nn.Module, y: Tensor) -> tuple[float, float]:
+        """(energy (J), spikes) of the memristive neuron layer fed by ``layer``'s output ``y``
+        ``(T, batch, out)`` (module docstring), from a replay with the model's generator state."""
+        model, cfg = self.model, self.config
+        i_in = column_current(y.detach(), layer, model.network.current_gain)
+        generator = None
+        if has_c2c(neuron):  # a copy: the same draws the model is about to make, its state untouched
+            source = model.neuron_generator
+            generator = torch.Generator(device=source.device)
+            generator.set_state(source.get_state())
+        if isinstance(neuron, MIFNeuron):
+            v, states = neuron(i_in, return_states=True, generator=generator)
+            energy = mif_supply_energy(i_in, states, neuron.initial_state(i_in.shape[1]), neuron.parameters_tuple(),
+                                       neuron.dt)
+            return float(energy.sum()), float(count_spikes(v, neuron.v_spike).sum())
+        v = neuron(i_in, generator=generator)
+        spikes = float(spike_counts([v], [neuron])[0].sum())
+        updates = float(v.numel())
+        return updates * cfg.neuron_update_energy + spikes * (cfg.neuron_spike_energy + cfg.spike_route_energy), spikes
+
+    def _record(self, layer: CrossbarLinear, x: Tensor, in_conv: bool, output: Tensor | None = None) -> None:
         cfg, hw, stats = self.config, layer.hardware, self._stats[id(layer)]
         lay = layer.array.layout
         flat = x.detach().reshape(-1, layer.in_features)
@@ -242,6 +299,17 @@ class EnergyMeter:
         e = stats.energy
         e["dac"] += lay.n_col_tiles * (driven * cfg.dac_energy(bits)
                                        + (reads * cfg.dac_energy(1) if layer.bias is not None else 0.0))
+        memristive = self._memristive.get(id(layer))
+        if memristive is not None:
+            neuron, last = memristive
+            if last:  # the output membranes, digitised once per inference
+                e["adc"] += x.shape[-2] * layer.out_features * cfg.adc_energy(None)
+            e["sense"] += reads * layer.out_features * cfg.sense_energy
+            energy, emitted = self._memristive_neurons(layer, neuron, output)
+            e["neuron"] += energy
+            stats.spikes += emitted
+            stats.reads += reads
+            return
         conversions = reads * lay.n_row_tiles * layer.out_features
         e["adc"] += conversions * cfg.adc_energy(hw.adc_bits)
         e["sense"] += conversions * cfg.sense_energy
@@ -278,7 +346,7 @@ class EnergyMeter:
                             latency_per_step_s=latency / time_steps, time_steps=time_steps,
                             spikes_per_inference=sum(s.spikes for s in stats) / n,
                             reads_per_inference=sum(s.reads for s in stats) / n, n_inferences=n, layers=layers,
-                            config=self.config.to_dict())
+                            config=self.config.to_dict(), neuron_model=self.neuron_model)
 
 
 def measure_energy(model: nn.Module, x, *, forward=None, n_inferences: int | None = None,

@@ -240,16 +240,17 @@ def memristive_forward(layers, neurons, s: Tensor, *, current_gain: float, row_g
     return (logits, traces) if return_traces else logits
 
 
-def _has_c2c(neuron: nn.Module) -> bool:
+def has_c2c(neuron: nn.Module) -> bool:
+    """Whether the neuron layer's switches draw cycle-to-cycle noise (a generator is used)."""
     return float(neuron._switch["c2c_sigma"]) > 0
 
 
 def run_neurons(neuron: nn.Module, i_in: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Membrane trace ``(T, batch, n)`` (V) of a neuron layer for input currents ``i_in`` (A):
     :func:`mif_sequence` for deterministic pure-MSS MIF layers, else the neuron's own forward."""
-    if isinstance(neuron, MIFNeuron) and not _has_c2c(neuron) and float(neuron._switch["feedback"]) == 0:
+    if isinstance(neuron, MIFNeuron) and not has_c2c(neuron) and float(neuron._switch["feedback"]) == 0:
         return mif_sequence(neuron, i_in)
-    return neuron(i_in, generator=generator if _has_c2c(neuron) else None)
+    return neuron(i_in, generator=generator if has_c2c(neuron) else None)
 
 
 def mif_sequence(neuron: MIFNeuron, i_in: Tensor) -> Tensor:
