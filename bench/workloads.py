@@ -123,7 +123,7 @@ YIN_YANG_HWA = {"name": "yin_yang_pcm_d2d03_hwa", "data": {"dataset": "yin_yang"
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("yin_yang_lif", "Yin-Yang LIF MLP 4-120-3, T=20", lambda: RunConfig(name="yin_yang_lif").to_dict(),
              quick={"train": {"epochs": 1}}, target=0.96),
-    Workload("mnist_conv", "MNIST conv SNN, T=8", lambda: _toml("mnist_conv.toml"), quick=_QUICK_IMAGES, target=0.99),
+    Workload("mnist_conv", "MNIST conv SNN, T=4", lambda: _toml("mnist_conv.toml"), quick=_QUICK_IMAGES, target=0.99),
     Workload("mnist_mlp", "MNIST LIF MLP 784-256-10, T=4", lambda: _toml("mnist_mlp.toml"), quick=_QUICK_IMAGES),
     Workload("fashion_mnist_conv", "Fashion-MNIST conv SNN, T=4", lambda: _toml("fashion_mnist_conv.toml"),
              quick=_QUICK_IMAGES, target=0.90),
