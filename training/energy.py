@@ -23,7 +23,7 @@ where "spikes" are the non-zero entries of spike inputs (binary-valued inputs) o
 layers: the events that reach a layer.
 
 Fully memristive networks (``SpikingMLP`` with ``neuron = "mif" | "oscillator"``,
-:mod:`training.memristive`) have no ADC, DAC or digital neuron between layers: each layer's column
+:mod:`training.memristive`) have no ADC or digital neuron between layers: each layer's column
 currents, summed over its row tiles on the membrane node (KCL), drive the memristive neurons
 through a current mirror, and the membranes drive the next layer's rows through analog buffers.
 The meter runs every neuron layer once more on the currents it received (same generator state,
@@ -40,9 +40,12 @@ so the same C2C draws; the model's own results are untouched) and costs per read
             (``neuron_model`` of the report says which)
 
 and "spikes" are the spikes the memristive neurons emit (:func:`circuits.neurons.count_spikes` of
-their membrane traces). Static power of always-on circuits beyond these per-read
-figures (bias currents, clock trees, leakage) is not modelled. With zero input only the
-sense, ADC, partial-sum and neuron-update terms remain (and the bias row's array and drive energy).
+their membrane traces).
+
+Static power of always-on circuits beyond these per-read figures (bias currents, clock trees,
+leakage) is not modelled. With zero input only the sense, ADC, partial-sum and neuron-update terms
+remain (and the bias row's array and drive energy; a memristive network's resting neurons still
+draw from their reversal sources).
 
 Latency: the tiles of one layer are read in parallel; reads of one layer follow each other (a
 convolution's positions), layers follow each other within a time step::
