@@ -60,12 +60,13 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
     """A real number (int or float, not bool, not str), finite unless ``allow_inf``, inside the
     interval ``low``..``high`` (closed ends unless ``low_open``/``high_open``); returns a float."""
     rng = _range_text(low, high, low_open, high_open)
+    # "a real number in (-inf, inf)" says nothing: unbounded values are just "a real number"
+    what = "a real number" if low is None and high is None else f"a real number in {rng}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number in {rng}, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
     value = float(value)
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be finite (a real number in {rng}{' or inf' if allow_inf else ''}), "
-                         f"got {value}")
+        raise ValueError(f"{name} must be finite ({what}{' or inf' if allow_inf else ''}), got {value}")
     lo_ok = low is None or (value > low if low_open else value >= low)
     hi_ok = high is None or (value < high if high_open else value <= high)
     if not (lo_ok and hi_ok):
