@@ -73,3 +73,14 @@ def test_generators_from_derived_seeds_are_independent_streams():
     assert abs(r) < 4 / math.sqrt(20000)  # uncorrelated within 4 sigma
     z = torch.randn(20000, generator=make_generator(0, "repeat", 1, "tile", 0), dtype=torch.float64)
     assert torch.equal(x, z)
+
+
+@pytest.mark.parametrize("value", ["0.01", True, None, float("nan")])
+def test_unbounded_real_errors_name_the_parameter_without_a_vacuous_range(value):
+    """A wrongly typed or non-finite unbounded real is "a real number", not "a real number in
+    (-inf, inf)"; bounded ones keep their range in the message."""
+    with pytest.raises(ValueError, match=r"^offset must be (finite \()?a real number") as err:
+        check_real("offset", value)
+    assert "inf, inf" not in str(err.value)
+    with pytest.raises(ValueError, match=r"read_noise must be (finite \()?a real number in \[0, 1\]"):
+        check_real("read_noise", value, low=0.0, high=1.0)
