@@ -18,9 +18,13 @@ defaults):
 * ``mnist_mif``: the fully memristive 784-256-10 MIF MLP (PCM synapses, MIF neurons of volatile
   memristors, exact BPTT; ``training/configs/mnist_mif.toml``, T = 20, 20 epochs; target >= 97 %);
 * ``yin_yang_pcm_d2d03_hwa``: the hardware-aware Yin-Yang recipe at device-to-device variation
-  0.3 (4-400-3 LIF, PCM with write-verify programming, noise injection λ = 1), measured by its
-  *deployed* accuracy: programmed (3 device draws) and read 1 day later in circuit mode (target
-  >= 93 %).
+  0.3 (4-400-3 LIF, PCM with write-verify programming, noise injection λ = 1 of the error
+  calibrated at the deployment's read time, 1 day, after global drift compensation:
+  ``train_t_read = 86400``), measured by its *deployed* accuracy: programmed (3 device draws) and
+  read 1 day later in circuit mode (target >= 93 %). Calibrating at t = 0 instead trained on
+  ~0.6x the error the chip shows a day later (1/f read noise and the drift-exponent spread grow
+  with log t) and gave 95.00 ± 1.87 % over seeds 0-4 with seed 1 at 92.87 %; at 1 day:
+  96.18 ± 0.65 % over seeds 0-9, minimum 95.13 %.
 
 Resumable: every training run keeps its checkpoints under ``<results>/runs/`` (an interrupted run
 continues from its last epoch) and every finished row (one workload, one seed) and timing is cached
@@ -111,12 +115,13 @@ def deployed_circuit_accuracy(model, config: RunConfig, splits, t: float = 86400
     return statistics.fmean(accs)
 
 
-#: the hardware-aware Yin-Yang recipe at d2d 0.3 (the network and tiles of studies/quick.toml)
+#: the hardware-aware Yin-Yang recipe at d2d 0.3 (the network and tiles of studies/quick.toml),
+#: trained on the noise calibrated at the read time of its metric (1 day, drift-compensated)
 YIN_YANG_HWA = {"name": "yin_yang_pcm_d2d03_hwa", "data": {"dataset": "yin_yang", "batch_size": 50},
                 "network": {"hidden": [400], "time_steps": 20},
                 "hardware": {"mode": "noisy", "family": "pcm", "device_params": {"d2d_sigma": 0.3},
                              "program_verify": True, "tile_rows": 32, "tile_cols": 32,
-                             "crossbar": {"r_row": 1.0, "r_col": 1.0}},
+                             "crossbar": {"r_row": 1.0, "r_col": 1.0}, "train_t_read": 86400.0},
                 "train": {"epochs": 12, "lr": 0.01}}
 
 #: the registry: name -> workload (rows of the table in this order)

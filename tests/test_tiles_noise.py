@@ -62,6 +62,39 @@ def test_weight_level_draw_has_the_moments_of_programming_real_device_pairs(fami
     assert abs(float(drawn[3].std()) - expected) <= 5 * expected / math.sqrt(2 * n) + 0.015 * float(drawn.std(1).max())
 
 
+def test_calibration_at_a_later_read_holds_the_error_left_after_drift_compensation():
+    """With ``train_t_read = 1 day`` and global drift compensation, the draw has the spread of real
+    PCM pairs read a day after programming and rescaled as a deployed tile is (alpha = sum G_ref /
+    sum G(t) per array, from a read right after programming); that spread is clearly larger than the
+    t = 0 calibration's, and the mean decay of the drift is gone from the model."""
+    levels = torch.tensor([-1.0, -0.6, -0.2, 0.0, 0.3, 0.7, 1.0], dtype=F64)
+    n = 4000
+    w = levels[:, None].expand(-1, n).contiguous()
+    t_read = 86400.0
+    hw = HardwareConfig(mode="noisy", family="pcm", seed=3, calibration_devices=2048, train_t_read=t_read)
+    g_lo, g_hi = hw.window()
+    s = (g_hi - g_lo) / hw.w_max
+    arrays = []
+    for k, target in enumerate((g_lo + s * w.clamp_min(0), g_lo + s * (-w).clamp_min(0))):
+        dev = hw.probe_device(tuple(w.shape), seed=500 + k)
+        dev.program(target.to(dev.dtype), clip=True)
+        g_ref, g_t = dev.read(0.0).to(F64), dev.read(t_read).to(F64)
+        arrays.append(g_t * g_ref.sum() / g_t.sum())
+    real = (arrays[0] - arrays[1]) / s - w
+    drawn = weight_level_draws(hw, w, 13) - w
+    ratio = drawn.std(1) / real.std(1)
+    assert bool(((ratio - 1).abs() < 0.15).all()), ratio
+    # the uncompensated drift (PCM loses ~40 % of its conductance in a day) is not in the model
+    model = calibrate_noise(hw)
+    assert float(model.table.mu.abs().max()) < 0.25 * float(model.table.sigma.max())
+    uncompensated = calibrate_noise(hw.replace(drift_compensation=False))
+    assert float(uncompensated.table.mu.min()) < -0.3 * g_hi
+    # and the error a day later is larger than right after programming
+    at_zero = weight_level_draws(hw.replace(train_t_read=0.0), w, 13) - w
+    large = levels.abs() >= 0.6
+    assert bool((at_zero.std(1)[large] < 0.8 * real.std(1)[large]).all())
+
+
 def test_multi_level_cells_snap_to_their_levels():
     """STT-MRAM cells of 4 MTJs hold 5 levels: a weight between two levels is realised at the
     nearest one (the systematic error the draw must reproduce)."""

@@ -100,8 +100,10 @@ class HardwareConfig:
         r_tia: transimpedance (Ohm) of the sense amplifiers.
     Training noise (module docstring):
         train_noise: multiplier of the calibrated device noise (0 = off); train_t_read: read
-            time (s) of the calibration; calibration_levels, calibration_devices: size of the
-            calibration array.
+            time (s) of the calibration (with ``drift_compensation``, the error left after the
+            global compensation at that time; set it to the deployment's read time to train on
+            the noise the chip will show then); calibration_levels, calibration_devices: size of
+            the calibration array.
     """
 
     mode: str = "ideal"

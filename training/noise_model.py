@@ -7,7 +7,12 @@ cell's discrete levels for multi-level cells (STT-MRAM: ``n + 1`` levels of ``n`
 the mean error ``mu_k`` and standard deviation ``sigma_k`` (S) of the realised conductance per
 target (:class:`CalibrationTable`; stuck devices are left out, faults are injected separately).
 The read clips at 0 S like the device models, so the table holds the moments of the clipped
-distribution.
+distribution. With ``train_t_read > 0`` and ``drift_compensation`` (the deployment's global drift
+compensation) the calibration array is read as a deployed tile is: a reference read right after
+programming, then the read at ``train_t_read`` scaled by ``alpha = Σ G_ref / Σ G(t)`` over the
+array, so the table holds the error that remains after compensation at that read time (drift-
+exponent spread and 1/f read noise) rather than the uncompensated mean decay. The array's
+levels are uniform in ``[g_min, g_max]``, so its ``alpha`` is that of a uniformly filled tile.
 
 Closed form. ``mu`` and ``sigma`` are fitted once by polynomials in the normalised conductance
 ``x = (G - g_min)/(g_max - g_min)`` (weighted least squares with the table's standard errors;
@@ -354,7 +359,8 @@ class WeightNoise:
 
 # ====================================================================== calibration
 _CALIBRATION_KEYS = ("family", "preset", "device_params", "g_min", "g_max", "program_verify", "verify_tolerance",
-                     "max_pulses", "seed", "train_t_read", "calibration_levels", "calibration_devices")
+                     "max_pulses", "seed", "train_t_read", "drift_compensation", "calibration_levels",
+                     "calibration_devices")
 _NOISE_CACHE: dict[str, DeviceNoiseModel] = {}
 
 
@@ -390,8 +396,17 @@ def calibrate_noise(hw) -> DeviceNoiseModel:
     target = levels[:, None].expand(-1, hw.calibration_devices).contiguous()
     dev.program(target.to(dev.dtype), verify=hw.program_verify, tolerance=hw.verify_tolerance,
                 max_pulses=hw.max_pulses, clip=True)
-    err = dev.read(hw.train_t_read).to(torch.float64).cpu() - target
     healthy = (dev.stuck == 0).to(torch.float64).cpu()
+    if hw.drift_compensation and hw.train_t_read > 0:
+        # as deployed: a calibration read right after programming, then the read at t scaled by
+        # the global factor alpha = sum G_ref / sum G(t) over the array's healthy devices
+        g_ref = dev.read(0.0).to(torch.float64).cpu()
+        g_t = dev.read(hw.train_t_read).to(torch.float64).cpu()
+        total = (g_t * healthy).sum()
+        alpha = (g_ref * healthy).sum() / total if total > 0 else torch.ones((), dtype=torch.float64)
+        err = alpha * g_t - target
+    else:
+        err = dev.read(hw.train_t_read).to(torch.float64).cpu() - target
     count = healthy.sum(1).clamp_min(1.0)
     mu = (err * healthy).sum(1) / count
     sigma = (((err - mu[:, None]) ** 2 * healthy).sum(1) / (count - 1).clamp_min(1.0)).sqrt()
