@@ -62,6 +62,17 @@ def test_setting_is_the_cited_hardware():
     assert hw.device_params == {"retention_beyond_data": "extend"} and hw.drift_compensation and hw.seed == 3
     hw.probe_device().read(31536000.0)  # RRAM reads a year after programming (refused without the choice)
     assert s.hardware("pcm", "noisy", 0).train_noise == s.train_noise
+    assert s.hardware("pcm", "noisy", 0).train_t_read == 0.0
+
+
+def test_calibrated_setting_trains_on_the_noise_left_at_its_read_time():
+    s = hwa.SETTINGS["calibrated_1day"]
+    hw = s.hardware("rram", "noisy", seed=1)
+    assert (hw.train_t_read, hw.train_noise) == (86400.0, 1.0)
+    # the same deployed hardware as the default setting: only the training recipe differs
+    d = hwa.SETTINGS["default"].hardware("rram", "noisy", seed=1)
+    assert (hw.crossbar, hw.device_params, hw.dac_bits, hw.adc_bits) == (d.crossbar, d.device_params,
+                                                                        d.dac_bits, d.adc_bits)
 
 
 def _tiny():
