@@ -151,7 +151,8 @@ class Setting:
 
 #: hardware settings of the study (``--setting``): the cited default, and PCM whose devices also
 #: vary from device to device (lognormal d2d σ = 0.3 of the programmed conductance, single-shot
-#: programming without write-verify) — a setting where the ideal network loses far more
+#: programming without write-verify) — a setting where the ideal network loses far more — and the
+#: default hardware with the training noise calibrated at the 1-day read (``calibrated_1day``)
 SETTINGS = {s.name: s for s in (
     Setting(),
     Setting(name="pcm_d2d03", device_params={"pcm": {"d2d_sigma": 0.3}, "rram": {"retention_beyond_data": "extend"}},
